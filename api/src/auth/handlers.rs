@@ -1,0 +1,327 @@
+//! The `/api/auth` routes.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use longin_store::StoreError;
+use longin_store::refresh_tokens::Spend;
+use longin_store::users::{NewUser, Role};
+
+use super::principal::AuthUser;
+use super::registration::{self, RegisterRequest};
+use super::session::{self, TokenResponse, hash_refresh_token, refresh_cookie};
+use crate::context::ApiContext;
+use crate::error::{AppError, ErrorBody, FieldErrors};
+use crate::extract::{AppJson, ClientAddr};
+use crate::users::UserView;
+
+/// The auth routes, with their OpenAPI descriptions.
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// Creates an account and signs it in.
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = TokenResponse),
+        (status = 400, description = "Invalid fields, each listed", body = ErrorBody),
+        (status = 409, description = "Username or email taken", body = ErrorBody),
+    )
+)]
+async fn register(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    AppJson(form): AppJson<RegisterRequest>,
+) -> Result<Response, AppError> {
+    if !ctx.config.open_registration {
+        return Err(AppError::Forbidden(
+            "registration is closed; ask an admin for an account".to_owned(),
+        ));
+    }
+    let registration = registration::validate(form).map_err(AppError::Validation)?;
+    // The unique constraints decide; this early check only spares a hash for the
+    // common case of a name that is plainly taken.
+    if ctx
+        .store
+        .user_by_username(&registration.username)
+        .await?
+        .is_some()
+    {
+        return Err(taken("username"));
+    }
+    let password_hash = ctx
+        .passwords
+        .hash(&registration.password)
+        .await
+        .map_err(AppError::internal)?;
+    let user = ctx
+        .store
+        .create_user(&NewUser {
+            username: &registration.username,
+            email: &registration.email,
+            password_hash: &password_hash,
+            role: Role::User,
+        })
+        .await
+        .map_err(conflict_to_field)?;
+    tracing::info!(user_id = %user.id, username = %user.username, "user registered");
+    let tokens = session::issue(&ctx, &user, None).await?;
+    Ok(with_refresh_cookie(StatusCode::CREATED, tokens, &headers))
+}
+
+fn taken(field: &str) -> AppError {
+    AppError::Conflict {
+        message: format!("{field} is already taken"),
+        fields: FieldErrors::from([(field.to_owned(), "is already taken".to_owned())]),
+    }
+}
+
+fn conflict_to_field(err: StoreError) -> AppError {
+    match err {
+        StoreError::Conflict { constraint } if constraint == "users_username_key" => {
+            taken("username")
+        }
+        StoreError::Conflict { constraint } if constraint == "users_email_key" => taken("email"),
+        other => AppError::internal(other),
+    }
+}
+
+fn with_refresh_cookie(status: StatusCode, tokens: TokenResponse, request: &HeaderMap) -> Response {
+    let cookie = refresh_cookie(
+        Some(&tokens.refresh_token),
+        tokens.refresh_expires_in,
+        request,
+    );
+    (status, [(header::SET_COOKIE, cookie)], axum::Json(tokens)).into_response()
+}
+
+/// Sign-in form.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+struct LoginRequest {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// Signs in with username and password.
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; the refresh token is also set as an HttpOnly cookie", body = TokenResponse),
+        (status = 400, description = "Missing fields", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 403, description = "Account disabled", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+    )
+)]
+async fn login(
+    State(ctx): State<ApiContext>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    AppJson(form): AppJson<LoginRequest>,
+) -> Result<Response, AppError> {
+    let mut missing = FieldErrors::new();
+    let username = form.username.filter(|u| !u.is_empty());
+    let password = form.password.filter(|p| !p.is_empty());
+    if username.is_none() {
+        missing.insert("username".to_owned(), "is required".to_owned());
+    }
+    if password.is_none() {
+        missing.insert("password".to_owned(), "is required".to_owned());
+    }
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(AppError::Validation(missing));
+    };
+    if password.chars().count() > registration::MAX_PASSWORD_CHARS {
+        return Err(AppError::field("password", "is too long"));
+    }
+
+    let account_key = format!("account:{}", username.to_lowercase());
+    let client_key = format!(
+        "client:{}",
+        client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    );
+    let limits = [
+        (&account_key, ctx.config.account_limit),
+        (&client_key, ctx.config.client_limit),
+    ];
+    for (key, limit) in limits {
+        if let Some(wait) = ctx
+            .login_failures
+            .blocked_for(key, limit)
+            .await
+            .map_err(AppError::internal)?
+        {
+            metrics::counter!("longin_login_rate_limited_total").increment(1);
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: wait.as_secs() + 1,
+            });
+        }
+    }
+
+    let user = ctx.store.user_by_username(&username).await?;
+    let verified = match &user {
+        Some(user) => ctx.passwords.verify(&password, &user.password_hash).await,
+        None => ctx.passwords.verify_decoy(&password).await,
+    }
+    .map_err(AppError::internal)?;
+    let Some(user) = user.filter(|_| verified) else {
+        for (key, limit) in limits {
+            ctx.login_failures
+                .record_failure(key, limit)
+                .await
+                .map_err(AppError::internal)?;
+        }
+        metrics::counter!("longin_login_failures_total").increment(1);
+        return Err(AppError::Unauthorized(
+            "invalid username or password".to_owned(),
+        ));
+    };
+    if user.disabled {
+        return Err(AppError::Forbidden("account is disabled".to_owned()));
+    }
+    ctx.login_failures
+        .reset(&account_key)
+        .await
+        .map_err(AppError::internal)?;
+    let last_login = ctx.store.record_login(&user.id).await?;
+    let user = longin_store::users::UserRecord {
+        last_login: Some(last_login),
+        ..user
+    };
+    let tokens = session::issue(&ctx, &user, None).await?;
+    Ok(with_refresh_cookie(StatusCode::OK, tokens, &headers))
+}
+
+/// The refresh token, as a JSON body when not sent as the cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+/// The refresh token of a request: the JSON body's, else the cookie's.
+fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<String>, AppError> {
+    if !body.is_empty() {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType(
+                "expected a body with content-type application/json".to_owned(),
+            ));
+        }
+        let form: RefreshRequest =
+            serde_json::from_slice(body).map_err(|err| AppError::BadRequest {
+                code: "malformed_json",
+                message: err.to_string(),
+            })?;
+        if let Some(token) = form.refresh_token.filter(|t| !t.is_empty()) {
+            return Ok(Some(token));
+        }
+    }
+    Ok(session::refresh_token_from_cookie(headers))
+}
+
+/// Trades a refresh token for a new access token and a new refresh token.
+///
+/// The presented token is spent. Presenting a spent token again revokes its whole
+/// session, the newest token included.
+#[utoipa::path(
+    post, path = "/api/auth/refresh", tag = "auth",
+    request_body(content = RefreshRequest, description = "Optional when the refreshToken cookie is sent"),
+    responses(
+        (status = 200, description = "New token pair", body = TokenResponse),
+        (status = 401, description = "Missing, unknown, expired, revoked or reused refresh token", body = ErrorBody),
+    )
+)]
+async fn refresh(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let token = presented_refresh_token(&headers, &body)?
+        .ok_or_else(|| AppError::Unauthorized("missing refresh token".to_owned()))?;
+    let now = longin_store::now_ms();
+    let spend = ctx
+        .refresh_tokens
+        .spend(&hash_refresh_token(&token), now)
+        .await
+        .map_err(AppError::internal)?;
+    let (user_id, family_id) = match spend {
+        Spend::Spent { user_id, family_id } => (user_id, family_id),
+        Spend::Reused { family_id } => {
+            tracing::warn!(%family_id, "refresh token reused; session revoked");
+            metrics::counter!("longin_refresh_token_reuse_total").increment(1);
+            return Err(AppError::Unauthorized(
+                "refresh token was already used; the session has been revoked".to_owned(),
+            ));
+        }
+        Spend::Invalid => {
+            return Err(AppError::Unauthorized(
+                "invalid or expired refresh token".to_owned(),
+            ));
+        }
+    };
+    let user = match ctx.store.user_by_id(&user_id).await {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(AppError::Unauthorized("account is disabled".to_owned()));
+        }
+        Err(err) => return Err(AppError::internal(err)),
+    };
+    let tokens = session::issue(&ctx, &user, Some(&family_id)).await?;
+    Ok(with_refresh_cookie(StatusCode::OK, tokens, &headers))
+}
+
+/// Signs out: revokes the session of the presented refresh token and clears the cookie.
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth",
+    request_body(content = RefreshRequest, description = "Optional when the refreshToken cookie is sent"),
+    responses((status = 204, description = "Signed out (also when there was no session)"))
+)]
+async fn logout(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if let Some(token) = presented_refresh_token(&headers, &body)? {
+        ctx.refresh_tokens
+            .revoke_family_of(&hash_refresh_token(&token))
+            .await
+            .map_err(AppError::internal)?;
+    }
+    let cleared = refresh_cookie(None, 0, &headers);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
+}
+
+/// The signed-in user.
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+async fn me(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+) -> Result<axum::Json<UserView>, AppError> {
+    let record = ctx.store.user_by_id(&user.id).await?;
+    Ok(axum::Json(UserView::from(&record)))
+}

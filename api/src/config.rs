@@ -1,0 +1,51 @@
+//! Tunables of the API, with the defaults a production server should run with.
+
+use std::time::Duration;
+
+use crate::auth::limiter::Limit;
+
+/// How the API behaves; `longin serve` fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Lifetime of an access token (JWT).
+    pub access_token_lifetime: Duration,
+    /// Lifetime of a refresh token; each refresh issues a new one with a fresh lifetime.
+    pub refresh_token_lifetime: Duration,
+    /// Failed sign-ins allowed per account.
+    pub account_limit: Limit,
+    /// Failed sign-ins allowed per client address.
+    pub client_limit: Limit,
+    /// Largest request body accepted.
+    pub body_limit_bytes: usize,
+    /// How often queued request records are written to `api_logs`.
+    pub audit_flush_interval: Duration,
+    /// How long `api_logs` rows are kept.
+    pub audit_retention: Duration,
+    /// How often old audit rows and expired refresh tokens are pruned.
+    pub prune_interval: Duration,
+    /// Whether anyone may register (else only admins create accounts).
+    pub open_registration: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let fifteen_minutes = Duration::from_secs(15 * 60);
+        Self {
+            access_token_lifetime: fifteen_minutes,
+            refresh_token_lifetime: Duration::from_secs(7 * 24 * 3600),
+            account_limit: Limit {
+                max_failures: 10,
+                window: fifteen_minutes,
+            },
+            client_limit: Limit {
+                max_failures: 50,
+                window: fifteen_minutes,
+            },
+            body_limit_bytes: 1024 * 1024,
+            audit_flush_interval: Duration::from_secs(1),
+            audit_retention: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(3600),
+            open_registration: true,
+        }
+    }
+}

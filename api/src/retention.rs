@@ -1,0 +1,45 @@
+//! Retention: periodically deletes audit rows past their retention and expired
+//! refresh tokens, so the store does not grow without bound.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::context::ApiContext;
+
+/// Prunes every `ctx.config.prune_interval` until `cancel` fires.
+pub async fn run(ctx: ApiContext, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(ctx.config.prune_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => prune_once(&ctx).await,
+        }
+    }
+    tracing::info!("retention task stopped");
+}
+
+async fn prune_once(ctx: &ApiContext) {
+    let now = longin_store::now_ms();
+    let retention = i64::try_from(ctx.config.audit_retention.as_millis()).unwrap_or(i64::MAX);
+    match ctx
+        .store
+        .prune_api_logs(now.saturating_sub(retention))
+        .await
+    {
+        Ok(rows) => {
+            metrics::counter!("longin_pruned_rows_total", "table" => "api_logs").increment(rows);
+            if rows > 0 {
+                tracing::info!(rows, "pruned old api logs");
+            }
+        }
+        Err(err) => tracing::warn!(error = ?err, "could not prune api logs"),
+    }
+    match ctx.refresh_tokens.prune_expired(now).await {
+        Ok(rows) => {
+            metrics::counter!("longin_pruned_rows_total", "table" => "refresh_tokens")
+                .increment(rows);
+        }
+        Err(err) => tracing::warn!(error = ?err, "could not prune refresh tokens"),
+    }
+    metrics::gauge!("longin_retention_last_run_timestamp_seconds").set(now as f64 / 1000.0);
+}

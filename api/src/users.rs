@@ -1,0 +1,40 @@
+//! How a user is shown to clients: never with the password hash.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use longin_store::users::{Role, UserRecord};
+
+/// A user as the API returns it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    #[schema(value_type = String, example = "user")]
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+/// Milliseconds since the epoch as a UTC time.
+#[must_use]
+pub fn time_from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            role: user.role,
+            disabled: user.disabled,
+            created_at: time_from_ms(user.created_at),
+            last_login: user.last_login.map(time_from_ms),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Command-line interface and configuration: every setting is a flag and an
+//! environment variable, documented in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use longin_api::ApiConfig;
+
+/// Longin: a self-hosted application platform.
+#[derive(Debug, Parser)]
+#[command(name = "longin", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and the controller in one process (single-node default).
+    Serve(ServeArgs),
+    /// Run the API only (scaled-out deployments: several behind a load balancer).
+    Api(ServeArgs),
+    /// Apply pending database migrations, then exit.
+    Migrate(StoreArgs),
+    /// Administrative tasks run against the store directly.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user, for example the first admin. The password is read from stdin when
+    /// it is not a terminal, else prompted for twice.
+    CreateUser(CreateUserArgs),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for Longin's own files (the SQLite database, the generated JWT
+    /// secret); created on start.
+    #[arg(long, env = "LONGIN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL. Default: a SQLite file in the data dir. `postgres://…` selects
+    /// PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The database URL in force: the one given, else SQLite in the data dir.
+    #[must_use]
+    pub fn effective_database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            longin_store::StoreOptions::sqlite_file(&self.data_dir.join("longin.db")).url
+        })
+    }
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Anyone may register through the API.
+    Open,
+    /// Only admins create accounts (`longin admin create-user`).
+    Closed,
+}
+
+/// Settings of `serve` and `api`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "LONGIN_LISTEN", default_value = "127.0.0.1:3001")]
+    pub listen: SocketAddr,
+
+    /// Redis URL. When set, refresh tokens and sign-in failure counts live in Redis, so
+    /// several API processes share them.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key Longin writes, to share a Redis with other users.
+    #[arg(long, env = "LONGIN_REDIS_PREFIX", default_value = "longin:")]
+    pub redis_prefix: String,
+
+    /// JWT signing secret (at least 32 bytes). Default: generated at first start and
+    /// kept in the data dir (mode 0600). Set it to share tokens across API processes.
+    #[arg(long, env = "LONGIN_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Whether anyone may register.
+    #[arg(long, env = "LONGIN_REGISTRATION", value_enum, default_value = "open")]
+    pub registration: Registration,
+
+    /// Days to keep the request audit log.
+    #[arg(long, env = "LONGIN_API_LOG_RETENTION_DAYS", default_value_t = 30)]
+    pub api_log_retention_days: u32,
+
+    /// Failed sign-ins allowed per account in 15 minutes.
+    #[arg(
+        long,
+        env = "LONGIN_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        default_value_t = 10
+    )]
+    pub login_max_failures_per_account: u32,
+
+    /// Failed sign-ins allowed per client address in 15 minutes.
+    #[arg(
+        long,
+        env = "LONGIN_LOGIN_MAX_FAILURES_PER_CLIENT",
+        default_value_t = 50
+    )]
+    pub login_max_failures_per_client: u32,
+}
+
+impl ServeArgs {
+    /// The API settings these arguments ask for.
+    #[must_use]
+    pub fn api_config(&self) -> ApiConfig {
+        let mut config = ApiConfig::default();
+        config.open_registration = self.registration == Registration::Open;
+        config.audit_retention =
+            Duration::from_secs(u64::from(self.api_log_retention_days) * 86_400);
+        config.account_limit.max_failures = self.login_max_failures_per_account;
+        config.client_limit.max_failures = self.login_max_failures_per_client;
+        config
+    }
+}
+
+/// Settings of `admin create-user`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// 3–32 of a-z, 0-9, '_' and '-'.
+    #[arg(long)]
+    pub username: String,
+
+    #[arg(long)]
+    pub email: String,
+
+    #[arg(long, value_enum, default_value = "user")]
+    pub role: RoleArg,
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    User,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_to_sqlite_in_the_data_dir_on_loopback() {
+        let cli = Cli::try_parse_from(["longin", "serve", "--data-dir", "/tmp/x"]).expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        if std::env::var_os("DATABASE_URL").is_none() {
+            assert_eq!(
+                args.store.effective_database_url(),
+                "sqlite:///tmp/x/longin.db?mode=rwc"
+            );
+        }
+        if std::env::var_os("LONGIN_LISTEN").is_none() {
+            assert_eq!(args.listen.to_string(), "127.0.0.1:3001");
+        }
+    }
+}

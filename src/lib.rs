@@ -1,0 +1,6 @@
+//! The `longin` binary's parts: command-line configuration, the server assembly that
+//! `serve` and `api` run, and the admin commands. `main.rs` only dispatches.
+
+pub mod admin;
+pub mod cli;
+pub mod server;

@@ -1,0 +1,229 @@
+//! Assembles a running Longin from its settings: store, Redis, API, background tasks,
+//! and (for `serve`) the controller; runs them until cancelled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use longin_api::audit::{AuditLog, AuditWriter};
+use longin_api::auth::jwt::JwtKeys;
+use longin_api::auth::limiter::{FailureCounter, MemoryFailureCounter, RedisFailureCounter};
+use longin_api::auth::password::PasswordHasher;
+use longin_api::auth::secret;
+use longin_api::{ApiConfig, ApiContext};
+use longin_store::refresh_tokens::{RedisRefreshTokens, RefreshTokenStore, SqlRefreshTokens};
+use longin_store::{Store, StoreOptions};
+
+use crate::cli::{ServeArgs, StoreArgs};
+
+/// Which parts run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API and controller (`longin serve`).
+    All,
+    /// API only (`longin api`).
+    ApiOnly,
+}
+
+/// A server that is bound and ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    ctx: ApiContext,
+    audit_writer: AuditWriter,
+    role: Role,
+}
+
+/// Opens the store (creating the data dir) and applies pending migrations.
+///
+/// # Errors
+/// The data dir cannot be created, the database is unreachable, or a migration fails.
+pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let options = StoreOptions::new(args.effective_database_url());
+    let store = Store::connect(&options)
+        .await
+        .context("connecting to the database")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    tracing::info!(backend = store.backend().name(), "store ready");
+    Ok(store)
+}
+
+impl Server {
+    /// Connects everything and binds the listener; nothing is served until [`Server::run`].
+    ///
+    /// # Errors
+    /// Any dependency that cannot be reached or set up, with what it was.
+    pub async fn build(args: &ServeArgs, config: ApiConfig, role: Role) -> anyhow::Result<Self> {
+        let store = open_store(&args.store).await?;
+        let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
+            .context("loading the JWT signing secret")?;
+
+        let (refresh_tokens, login_failures): (
+            Arc<dyn RefreshTokenStore>,
+            Arc<dyn FailureCounter>,
+        ) = match &args.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str()).context("parsing REDIS_URL")?;
+                let conn = redis::aio::ConnectionManager::new(client)
+                    .await
+                    .context("connecting to Redis")?;
+                tracing::info!(prefix = %args.redis_prefix, "sessions and sign-in limits in Redis");
+                (
+                    Arc::new(RedisRefreshTokens::new(
+                        conn.clone(),
+                        args.redis_prefix.clone(),
+                        config.refresh_token_lifetime,
+                    )),
+                    Arc::new(RedisFailureCounter::new(conn, args.redis_prefix.clone())),
+                )
+            }
+            None => (
+                Arc::new(SqlRefreshTokens::new(store.clone())),
+                Arc::new(MemoryFailureCounter::default()),
+            ),
+        };
+
+        let (audit, audit_writer) = AuditLog::new();
+        let ctx = ApiContext {
+            jwt: Arc::new(JwtKeys::new(&secret, config.access_token_lifetime)),
+            passwords: PasswordHasher::new(hashes_in_flight()),
+            store,
+            refresh_tokens,
+            login_failures,
+            audit,
+            config: Arc::new(config),
+        };
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        Ok(Self {
+            listener,
+            ctx,
+            audit_writer,
+            role,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// The socket has no local address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .context("reading the bound address")
+    }
+
+    /// The API's shared state.
+    #[must_use]
+    pub fn context(&self) -> &ApiContext {
+        &self.ctx
+    }
+
+    /// Serves until `cancel` fires, then stops every task, waiting for each, and logs
+    /// how each ended.
+    ///
+    /// # Errors
+    /// The HTTP server failed.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            ctx,
+            audit_writer,
+            role,
+        } = self;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        // Background tasks get their own token so they outlive the HTTP server's drain
+        // and can still record its last requests.
+        let background = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn({
+            let (store, interval, cancel) = (
+                ctx.store.clone(),
+                ctx.config.audit_flush_interval,
+                background.clone(),
+            );
+            async move {
+                audit_writer.run(store, interval, cancel).await;
+                "audit log writer"
+            }
+        });
+        tasks.spawn({
+            let (ctx, cancel) = (ctx.clone(), background.clone());
+            async move {
+                longin_api::retention::run(ctx, cancel).await;
+                "retention"
+            }
+        });
+        if role == Role::All {
+            tasks.spawn({
+                let (store, cancel) = (ctx.store.clone(), background.clone());
+                async move {
+                    longin_controller::run(store, cancel).await;
+                    "controller"
+                }
+            });
+        }
+
+        let store = ctx.store.clone();
+        let app = longin_api::app(ctx).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(%addr, ?role, "longin listening");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .await;
+        match &served {
+            Ok(()) => tracing::info!("http server stopped"),
+            Err(err) => tracing::error!(error = ?err, "http server failed"),
+        }
+
+        background.cancel();
+        while let Some(ended) = tasks.join_next().await {
+            match ended {
+                Ok(name) => tracing::info!(task = name, "task ended"),
+                Err(err) => tracing::error!(error = ?err, "task panicked"),
+            }
+        }
+        store.close().await;
+        served.context("serving HTTP")
+    }
+}
+
+/// Argon2 hashes allowed at once: one per core, plus one, so hashing can use the
+/// machine but never queue unbounded blocking work.
+fn hashes_in_flight() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() + 1)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = ?err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = ?err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,18 @@
+//! Storage for Longin over SQLite (embedded default) and PostgreSQL, with one set of
+//! queries for both.
+//!
+//! Queries go through sqlx's `Any` driver with `$N` placeholders, which both SQLite and
+//! PostgreSQL accept, and portable SQL (times are integer milliseconds, ids are text
+//! UUIDs). Only the migrations differ per dialect. Refresh tokens can also live in
+//! Redis (see [`refresh_tokens`]).
+
+pub mod api_logs;
+mod db;
+mod error;
+pub mod refresh_tokens;
+mod time;
+pub mod users;
+
+pub use db::{Backend, Store, StoreOptions};
+pub use error::StoreError;
+pub use time::now_ms;

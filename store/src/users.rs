@@ -1,0 +1,194 @@
+//! The `users` table: accounts, their roles and whether they may sign in.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError, now_ms};
+
+/// What a user may do: an admin sees and manages everything, a user only their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+
+    /// Parses the stored or submitted name of a role.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "user" => Some(Self::User),
+            _ => None,
+        }
+    }
+}
+
+/// A user as stored, password hash included: never serialize this to a client.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login: Option<i64>,
+}
+
+/// The fields of a new account.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+/// A change an admin makes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+const COLUMNS: &str =
+    "id, username, email, password_hash, role, disabled, created_at, updated_at, last_login";
+
+fn from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_login: row.try_get("last_login")?,
+    })
+}
+
+impl Store {
+    /// Creates an account.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming `users_username_key` or `users_email_key` when
+    /// either is taken; the database's uniqueness check decides, so concurrent
+    /// registrations of one name let exactly one through.
+    pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserRecord, StoreError> {
+        let now = now_ms();
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, password_hash, role, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $6) RETURNING {COLUMNS}"
+        ))
+        .bind(&id)
+        .bind(new.username)
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(new.role.as_str())
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        from_row(&row)
+    }
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    pub async fn user_by_id(&self, id: &str) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    /// The user with this username, if any.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// One page of users, oldest first, and the total count.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn list_users(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<UserRecord>, i64), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.pool())
+            .await?;
+        let users = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        Ok((users, total))
+    }
+
+    /// Applies an admin's change to an account and returns it as it now is.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such user.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        change: UserChange,
+    ) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), updated_at = $3
+             WHERE id = $4 RETURNING {COLUMNS}"
+        ))
+        .bind(change.role.map(Role::as_str))
+        .bind(change.disabled.map(i64::from))
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    /// Notes a successful sign-in.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn record_login(&self, id: &str) -> Result<i64, StoreError> {
+        let now = now_ms();
+        sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(now)
+    }
+}
