@@ -1,0 +1,252 @@
+//! Test harness: `spawn_app()` starts a real Longin server on port 0 with a fresh
+//! database: a SQLite file in a temp dir, or, when `LONGIN_TEST_DATABASE_URL` is set, a
+//! new PostgreSQL database; with `LONGIN_TEST_REDIS_URL`, sessions and sign-in limits
+//! in Redis under a random key prefix. Tracing is muted unless `TEST_LOG` is set.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+use longin::cli::{Registration, ServeArgs, StoreArgs};
+use longin::server::{Role, Server};
+use longin_api::ApiConfig;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub jwt_secret: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub data_dir: tempfile::TempDir,
+    cancel: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub username: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+fn init_tracing() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// The database URL for a fresh test database of the configured backend.
+pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
+    match std::env::var("LONGIN_TEST_DATABASE_URL") {
+        Ok(admin_url) => {
+            let name = format!("longin_t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to LONGIN_TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let base = admin_url.rsplit_once('/').expect("url has a database").0;
+            format!("{base}/{name}")
+        }
+        Err(_) => {
+            assert!(
+                !(std::env::var("CI").is_ok_and(|v| v == "true")
+                    && std::env::var("LONGIN_TEST_STORE_LABEL").is_ok_and(|v| v == "postgres")),
+                "CI asked for PostgreSQL tests but LONGIN_TEST_DATABASE_URL is not set"
+            );
+            longin_store::StoreOptions::sqlite_file(&data_dir.join("longin.db")).url
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server whose API settings `configure` may adjust.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
+    init_tracing();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let database_url = fresh_database_url(data_dir.path()).await;
+    let redis_url = std::env::var("LONGIN_TEST_REDIS_URL").ok();
+    let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+    let args = ServeArgs {
+        store: StoreArgs {
+            data_dir: data_dir.path().to_owned(),
+            database_url: Some(database_url.clone()),
+        },
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        redis_url: redis_url.clone(),
+        redis_prefix: format!("longin-test-{}:", uuid::Uuid::new_v4().simple()),
+        jwt_secret: Some(jwt_secret.clone()),
+        registration: Registration::Open,
+        api_log_retention_days: 30,
+        login_max_failures_per_account: 10,
+        login_max_failures_per_client: 50,
+    };
+    let mut config = args.api_config();
+    config.audit_flush_interval = Duration::from_millis(50);
+    configure(&mut config);
+    let server = Server::build(&args, config, Role::All)
+        .await
+        .expect("build server");
+    let addr = server.local_addr().expect("addr");
+    let cancel = CancellationToken::new();
+    let handle = tokio::spawn(server.run(cancel.clone()));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        jwt_secret,
+        database_url,
+        redis_url,
+        data_dir,
+        cancel,
+        server: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server gracefully; the data dir lives on as long as the returned guard.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        self.cancel.cancel();
+        if let Some(handle) = self.server.take() {
+            handle.await.expect("join").expect("server ended cleanly");
+        }
+        self.data_dir
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value, token: &str) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers `username` and returns its session.
+    pub async fn register(&self, username: &str) -> Session {
+        let res = self
+            .post(
+                "/api/auth/register",
+                &json!({
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": PASSWORD,
+                    "confirm_password": PASSWORD,
+                }),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "register {username}");
+        session_from(res.json().await.expect("json"))
+    }
+
+    /// Signs `username` in with the test password.
+    pub async fn login(&self, username: &str) -> Session {
+        let res = self
+            .post(
+                "/api/auth/login",
+                &json!({"username": username, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "login {username}");
+        session_from(res.json().await.expect("json"))
+    }
+
+    /// Creates an admin the way an operator does (`longin admin create-user`), then
+    /// signs in as it.
+    pub async fn admin(&self, username: &str) -> Session {
+        let store =
+            longin_store::Store::connect(&longin_store::StoreOptions::new(&self.database_url))
+                .await
+                .expect("store");
+        let args = longin::cli::CreateUserArgs {
+            store: StoreArgs {
+                data_dir: self.data_dir.path().to_owned(),
+                database_url: Some(self.database_url.clone()),
+            },
+            username: username.to_owned(),
+            email: format!("{username}@example.com"),
+            role: longin::cli::RoleArg::Admin,
+        };
+        longin::admin::create_user(&store, &args, PASSWORD.to_owned())
+            .await
+            .expect("create admin");
+        store.close().await;
+        self.login(username).await
+    }
+}
+
+pub fn session_from(body: Value) -> Session {
+    Session {
+        user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
+        username: body["user"]["username"]
+            .as_str()
+            .expect("username")
+            .to_owned(),
+        access_token: body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh_token: body["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}
+
+/// The error body's `code`, asserting the JSON error shape on the way.
+pub async fn error_code(res: reqwest::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let body: Value = res.json().await.expect("error body is JSON");
+    assert!(body["error"]["code"].is_string(), "error shape: {body}");
+    assert!(body["error"]["message"].is_string(), "error shape: {body}");
+    (status, body)
+}

@@ -1,0 +1,173 @@
+//! Every error is JSON, and no input produces a 500; plus health probes and OpenAPI.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use common::{error_code, spawn_app};
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let app = spawn_app().await;
+    let (status, body) = error_code(app.get("/api/nothing-here", None).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = error_code(
+        app.client
+            .delete(app.url("/api/auth/login"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_4xx_json_never_500() {
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "/api/auth/login",
+            Some("application/json"),
+            b"{not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "/api/auth/login",
+            Some("application/json"),
+            b"".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "/api/auth/login",
+            Some("application/json"),
+            b"[1,2]".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/login",
+            Some("application/json"),
+            br#"{"username": 5}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/login",
+            Some("text/plain"),
+            br#"{"username":"a"}"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "/api/auth/login",
+            None,
+            br#"{"username":"a"}"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "/api/auth/register",
+            Some("application/json"),
+            vec![b'x'; 2 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "/api/auth/register",
+            Some("application/json"),
+            br#"{"username": "\u0000bad"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        ),
+        (
+            "/api/auth/refresh",
+            Some("application/json"),
+            b"{oops".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "/api/auth/refresh",
+            Some("text/plain"),
+            b"token".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for (path, content_type, body, expected, code) in cases {
+        let mut req = app.client.post(app.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let (status, err) = error_code(req.send().await.unwrap()).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str().unwrap()),
+            (expected, code),
+            "{path} {content_type:?}"
+        );
+    }
+    let huge_password = "p".repeat(5000);
+    let res = app
+        .post(
+            "/api/auth/login",
+            &serde_json::json!({"username": "x", "password": huge_password}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(res).await.0, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_probes_answer() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "ok");
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["store"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/auth/register", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/auth/me", "get"),
+        ("/api/admin/users", "get"),
+        ("/api/admin/users/{id}", "patch"),
+        ("/api/admin/api-logs", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} documented"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    app.stop().await;
+}
