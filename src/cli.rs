@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use longin_api::ApiConfig;
+use longin_api::auth::limiter::Limit;
 
 /// Longin: a self-hosted application platform.
 #[derive(Debug, Parser)]
@@ -125,13 +126,20 @@ impl ServeArgs {
     /// The API settings these arguments ask for.
     #[must_use]
     pub fn api_config(&self) -> ApiConfig {
-        let mut config = ApiConfig::default();
-        config.open_registration = self.registration == Registration::Open;
-        config.audit_retention =
-            Duration::from_secs(u64::from(self.api_log_retention_days) * 86_400);
-        config.account_limit.max_failures = self.login_max_failures_per_account;
-        config.client_limit.max_failures = self.login_max_failures_per_client;
-        config
+        let defaults = ApiConfig::default();
+        ApiConfig {
+            open_registration: self.registration == Registration::Open,
+            audit_retention: Duration::from_secs(u64::from(self.api_log_retention_days) * 86_400),
+            account_limit: Limit {
+                max_failures: self.login_max_failures_per_account,
+                ..defaults.account_limit
+            },
+            client_limit: Limit {
+                max_failures: self.login_max_failures_per_client,
+                ..defaults.client_limit
+            },
+            ..defaults
+        }
     }
 }
 

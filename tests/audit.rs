@@ -1,5 +1,7 @@
 //! The request audit log: written off the request path, queried by admins.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The `longin` binary end to end: bootstrapping an admin, migrating, and serving with
 //! a graceful shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

@@ -29,7 +29,15 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
 #[tokio::test]
 async fn malformed_bodies_get_4xx_json_never_500() {
     let app = spawn_app().await;
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // (path, content type, body, expected status, expected error code)
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        StatusCode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "/api/auth/login",
             Some("application/json"),
@@ -92,6 +100,13 @@ async fn malformed_bodies_get_4xx_json_never_500() {
             b"{oops".to_vec(),
             StatusCode::BAD_REQUEST,
             "malformed_json",
+        ),
+        (
+            "/api/auth/refresh",
+            Some("application/json"),
+            vec![b' '; 2 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
         ),
         (
             "/api/auth/refresh",

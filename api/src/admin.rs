@@ -224,10 +224,10 @@ async fn list_api_logs(
     let mut errors = FieldErrors::new();
     let since = parse_time("since", query.since.as_deref(), &mut errors);
     let until = parse_time("until", query.until.as_deref(), &mut errors);
-    if let Some(method) = &query.method {
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            errors.insert("method".to_owned(), "must be an HTTP method".to_owned());
-        }
+    if let Some(method) = &query.method
+        && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        errors.insert("method".to_owned(), "must be an HTTP method".to_owned());
     }
     let (limit, offset) = match paging.limit_offset() {
         Ok(bounds) => bounds,

@@ -43,19 +43,19 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &err {
-            if db.is_unique_violation() {
-                let constraint = db.constraint().map(str::to_owned).or_else(|| {
-                    let message = db.message();
-                    UNIQUE_CONSTRAINTS
-                        .iter()
-                        .find(|(_, columns)| message.ends_with(columns))
-                        .map(|(name, _)| (*name).to_owned())
-                });
-                return Self::Conflict {
-                    constraint: constraint.unwrap_or_else(|| "unknown".to_owned()),
-                };
-            }
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            let constraint = db.constraint().map(str::to_owned).or_else(|| {
+                let message = db.message();
+                UNIQUE_CONSTRAINTS
+                    .iter()
+                    .find(|(_, columns)| message.ends_with(columns))
+                    .map(|(name, _)| (*name).to_owned())
+            });
+            return Self::Conflict {
+                constraint: constraint.unwrap_or_else(|| "unknown".to_owned()),
+            };
         }
         if matches!(err, sqlx::Error::RowNotFound) {
             return Self::NotFound;

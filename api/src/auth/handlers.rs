@@ -18,7 +18,7 @@ use super::registration::{self, RegisterRequest};
 use super::session::{self, TokenResponse, hash_refresh_token, refresh_cookie};
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
-use crate::extract::{AppJson, ClientAddr};
+use crate::extract::{AppBytes, AppJson, ClientAddr};
 use crate::users::UserView;
 
 /// The auth routes, with their OpenAPI descriptions.
@@ -252,7 +252,7 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<S
 async fn refresh(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> Result<Response, AppError> {
     let token = presented_refresh_token(&headers, &body)?
         .ok_or_else(|| AppError::Unauthorized("missing refresh token".to_owned()))?;
@@ -297,7 +297,7 @@ async fn refresh(
 async fn logout(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> Result<Response, AppError> {
     if let Some(token) = presented_refresh_token(&headers, &body)? {
         ctx.refresh_tokens
