@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use longin_api::ApiConfig;
 use longin_api::auth::limiter::Limit;
+use longin_store::applications::PortRange;
 
 /// Longin: a self-hosted application platform.
 #[derive(Debug, Parser)]
@@ -120,6 +121,32 @@ pub struct ServeArgs {
         default_value_t = 50
     )]
     pub login_max_failures_per_client: u32,
+
+    /// Host ports given to application replicas, FIRST-LAST inclusive.
+    #[arg(long, env = "LONGIN_PORT_RANGE", default_value = "3100-4000", value_parser = parse_port_range)]
+    pub port_range: PortRange,
+}
+
+/// Parses `FIRST-LAST`, both ports, FIRST ≤ LAST.
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let (first, last) = s
+        .split_once('-')
+        .ok_or("expected FIRST-LAST, e.g. 3100-4000")?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+    };
+    let (first, last) = (port(first)?, port(last)?);
+    if first > last {
+        return Err(format!("{first} is above {last}"));
+    }
+    Ok(PortRange { first, last })
 }
 
 impl ServeArgs {
@@ -138,6 +165,7 @@ impl ServeArgs {
                 max_failures: self.login_max_failures_per_client,
                 ..defaults.client_limit
             },
+            port_range: self.port_range,
             ..defaults
         }
     }
@@ -176,6 +204,27 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn port_range_parses_and_checks_its_bounds() {
+        assert_eq!(
+            parse_port_range("3100-4000"),
+            Ok(PortRange {
+                first: 3100,
+                last: 4000
+            })
+        );
+        assert_eq!(
+            parse_port_range("5000-5000"),
+            Ok(PortRange {
+                first: 5000,
+                last: 5000
+            })
+        );
+        for bad in ["3100", "4000-3100", "0-10", "1-70000", "a-b"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

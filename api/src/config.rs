@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use longin_store::applications::PortRange;
+
 use crate::auth::limiter::Limit;
 
 /// How the API behaves; `longin serve` fills it from flags and environment.
@@ -25,6 +27,8 @@ pub struct ApiConfig {
     pub prune_interval: Duration,
     /// Whether anyone may register (else only admins create accounts).
     pub open_registration: bool,
+    /// Host ports handed to replicas.
+    pub port_range: PortRange,
 }
 
 impl Default for ApiConfig {
@@ -46,6 +50,7 @@ impl Default for ApiConfig {
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             prune_interval: Duration::from_secs(3600),
             open_registration: true,
+            port_range: PortRange::default(),
         }
     }
 }

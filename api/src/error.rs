@@ -28,8 +28,17 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{message}")]
     Conflict {
+        code: &'static str,
         message: String,
         fields: FieldErrors,
+    },
+    /// A document that is not well-formed, with where.
+    #[error("{message}")]
+    Syntax {
+        code: &'static str,
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
     },
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
@@ -59,6 +68,11 @@ pub struct ErrorDetail {
     /// Per-field problems, keyed by the field's path in the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<FieldErrors>,
+    /// Where a malformed document breaks (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl AppError {
@@ -81,7 +95,8 @@ impl AppError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::Syntax { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -104,11 +119,17 @@ impl IntoResponse for AppError {
             Self::Conflict { fields, .. } if !fields.is_empty() => Some(fields.clone()),
             _ => None,
         };
+        let (line, column) = match &self {
+            Self::Syntax { line, column, .. } => (*line, *column),
+            _ => (None, None),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),
                 message: self.to_string(),
                 fields,
+                line,
+                column,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

@@ -2,6 +2,7 @@
 //! audit log and a generated OpenAPI document.
 
 pub mod admin;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -32,6 +33,7 @@ pub use error::AppError;
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sign-in and sessions"),
+        (name = "applications", description = "Application resources"),
         (name = "admin", description = "User management and the audit log (admins only)"),
         (name = "health", description = "Probes"),
     )
@@ -65,6 +67,7 @@ fn routes() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(admin::router())
+        .merge(applications::router())
         .merge(health::router())
 }
 

@@ -1,10 +1,14 @@
 //! Longin's resource types and their validation. Pure: no I/O.
-//!
-//! The `Application` resource lands here with its issue; what is here now is what the
-//! rest of Longin already needs from it.
 
+pub mod application;
+pub mod crd;
+pub mod document;
+pub mod image;
 mod name;
+pub mod quantity;
+pub mod validation;
 
+pub use application::Application;
 pub use name::{NameError, validate_dns1123_label};
 
 /// The API group and version of every Longin resource.

@@ -7,6 +7,7 @@
 //! Redis (see [`refresh_tokens`]).
 
 pub mod api_logs;
+pub mod applications;
 mod db;
 mod error;
 pub mod refresh_tokens;

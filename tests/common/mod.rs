@@ -99,6 +99,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
         api_log_retention_days: 30,
         login_max_failures_per_account: 10,
         login_max_failures_per_client: 50,
+        port_range: longin_store::applications::PortRange::default(),
     };
     let mut config = args.api_config();
     config.audit_flush_interval = Duration::from_millis(50);

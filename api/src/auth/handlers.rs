@@ -84,6 +84,7 @@ async fn register(
 
 fn taken(field: &str) -> AppError {
     AppError::Conflict {
+        code: "conflict",
         message: format!("{field} is already taken"),
         fields: FieldErrors::from([(field.to_owned(), "is already taken".to_owned())]),
     }

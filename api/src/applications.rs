@@ -1,0 +1,549 @@
+//! The `/api/applications` routes: apply, read, delete, and the stop/start/restart verbs.
+//!
+//! Names are unique per owner. Everyone acts on their own applications; an admin may
+//! address another user's with `?owner=USERNAME`, and lists everyone's. Another user's
+//! application answers 404, as if it did not exist.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use longin_crds::Application;
+use longin_crds::document::{SyntaxError, parse_json_documents, parse_yaml_documents, to_yaml};
+use longin_crds::validation::parse_application;
+use longin_store::applications::{
+    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, Verb,
+};
+
+use crate::audit::RequestAudit;
+use crate::auth::AuthUser;
+use crate::context::ApiContext;
+use crate::error::{AppError, ErrorBody, FieldErrors};
+use crate::extract::{AppBytes, AppQuery};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(apply))
+        .routes(routes!(get_one, delete))
+        .routes(routes!(stop))
+        .routes(routes!(start))
+        .routes(routes!(restart))
+}
+
+/// Whose applications a request is about.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(default)]
+#[into_params(parameter_in = Query)]
+struct OwnerQuery {
+    /// Admins only: act on this user's applications instead of their own.
+    owner: Option<String>,
+}
+
+/// The owner id the request acts for.
+async fn owner_id(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    owner: Option<&str>,
+) -> Result<String, AppError> {
+    match owner {
+        None => Ok(user.id.clone()),
+        Some(name) if name == user.username => Ok(user.id.clone()),
+        Some(_) if !user.is_admin() => Err(AppError::Forbidden(
+            "only admins may act for another owner".to_owned(),
+        )),
+        Some(name) => match ctx.store.user_by_username(name).await? {
+            Some(owner) => Ok(owner.id),
+            None => Err(AppError::NotFound(format!("no user named {name}"))),
+        },
+    }
+}
+
+/// YAML when the client asks for it, JSON otherwise.
+fn wants_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("yaml"))
+}
+
+fn respond<T: Serialize>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &T,
+) -> Result<Response, AppError> {
+    if wants_yaml(headers) {
+        let yaml = to_yaml(body).map_err(AppError::internal)?;
+        Ok((
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            )],
+            yaml,
+        )
+            .into_response())
+    } else {
+        Ok((status, axum::Json(body)).into_response())
+    }
+}
+
+impl From<ApplicationError> for AppError {
+    fn from(err: ApplicationError) -> Self {
+        let message = err.to_string();
+        match err {
+            ApplicationError::NotFound { .. } => Self::NotFound(message),
+            ApplicationError::AlreadyExists { .. } => Self::Conflict {
+                code: "already_exists",
+                message,
+                fields: FieldErrors::new(),
+            },
+            ApplicationError::StaleResourceVersion { .. } => Self::Conflict {
+                code: "stale_resource_version",
+                message,
+                fields: FieldErrors::from([(
+                    "metadata.resourceVersion".to_owned(),
+                    "is stale; read the application again".to_owned(),
+                )]),
+            },
+            ApplicationError::Terminating { .. } => Self::Conflict {
+                code: "terminating",
+                message,
+                fields: FieldErrors::new(),
+            },
+            ApplicationError::PoolExhausted { .. } => Self::Conflict {
+                code: "port_pool_exhausted",
+                message,
+                fields: FieldErrors::new(),
+            },
+            ApplicationError::MissingSecrets { vars, .. } => Self::Validation(
+                vars.into_iter()
+                    .map(|v| {
+                        (
+                            format!("spec.env.{v}.value"),
+                            "a new secret needs a value".to_owned(),
+                        )
+                    })
+                    .collect(),
+            ),
+            ApplicationError::Store(store) => Self::internal(store),
+        }
+    }
+}
+
+fn syntax(err: SyntaxError, code: &'static str) -> AppError {
+    let position = match (err.line, err.column) {
+        (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
+        _ => String::new(),
+    };
+    AppError::Syntax {
+        code,
+        message: format!("document is not well-formed{position}: {}", err.message),
+        line: err.line,
+        column: err.column,
+    }
+}
+
+/// Checks every document; all problems of all documents are reported at once, their
+/// paths prefixed with `[i].` when there are several documents.
+fn parse_all(documents: &[Value]) -> Result<Vec<Application>, AppError> {
+    if documents.is_empty() {
+        return Err(AppError::field("body", "no document to apply"));
+    }
+    let mut errors = FieldErrors::new();
+    let mut apps = Vec::with_capacity(documents.len());
+    for (i, document) in documents.iter().enumerate() {
+        match parse_application(document) {
+            Ok(app) => apps.push(app),
+            Err(problems) => {
+                for problem in problems {
+                    let path = match (documents.len(), problem.path.is_empty()) {
+                        (1, true) => "document".to_owned(),
+                        (1, false) => problem.path,
+                        (_, true) => format!("[{i}]"),
+                        (_, false) => format!("[{i}].{}", problem.path),
+                    };
+                    errors
+                        .entry(path)
+                        .and_modify(|m| {
+                            m.push_str("; ");
+                            m.push_str(&problem.message);
+                        })
+                        .or_insert(problem.message);
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, app) in apps.iter().enumerate() {
+        if !seen.insert(app.metadata.name.clone()) {
+            errors.insert(
+                format!("[{i}].metadata.name"),
+                format!("{} appears twice in this apply", app.metadata.name),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(apps)
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+fn documents_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, AppError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let text =
+        std::str::from_utf8(body).map_err(|_| AppError::field("body", "must be UTF-8 text"))?;
+    if content_type.starts_with("application/json") {
+        parse_json_documents(text).map_err(|e| syntax(e, "malformed_json"))
+    } else if content_type.contains("yaml") {
+        parse_yaml_documents(text).map_err(|e| syntax(e, "malformed_yaml"))
+    } else {
+        Err(AppError::UnsupportedMediaType(
+            "expected content-type application/yaml or application/json".to_owned(),
+        ))
+    }
+}
+
+/// What happened to one applied document.
+#[derive(Debug, Serialize, ToSchema)]
+struct ApplyResult {
+    name: String,
+    /// `created`, `configured` or `unchanged`.
+    action: String,
+    /// True when the document matched what was stored and nothing was written.
+    unchanged: bool,
+    #[schema(value_type = Object)]
+    application: Application,
+}
+
+/// The outcome of an apply.
+#[derive(Debug, Serialize, ToSchema)]
+struct ApplyResponse {
+    results: Vec<ApplyResult>,
+}
+
+/// Creates or updates applications from YAML (one or several `---` documents) or JSON
+/// (one object or a list). All documents are applied, or none.
+#[utoipa::path(
+    put, path = "/api/applications/apply", tag = "applications",
+    security(("bearer" = [])),
+    params(OwnerQuery),
+    request_body(content = String, description = "Application documents", content_type = "application/yaml"),
+    responses(
+        (status = 200, description = "Applied", body = ApplyResponse),
+        (status = 400, description = "Malformed or invalid documents: every problem with its path", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion, terminating, or the port pool is exhausted", body = ErrorBody),
+        (status = 415, description = "Neither YAML nor JSON", body = ErrorBody),
+    )
+)]
+async fn apply(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    headers: HeaderMap,
+    AppBytes(body): AppBytes,
+) -> Result<Response, AppError> {
+    let owner = owner_id(&ctx, &user, query.owner.as_deref()).await?;
+    let apps = parse_all(&documents_of(&headers, &body)?)?;
+    let applied = ctx
+        .store
+        .apply_applications(&owner, &apps, ApplyMode::Apply, ctx.config.port_range)
+        .await?;
+    for a in &applied {
+        if a.action != ApplyAction::Unchanged {
+            tracing::info!(app = %a.record.name, owner = %a.record.owner_username, action = ?a.action, generation = a.record.generation, "application applied");
+        }
+    }
+    let results = applied
+        .into_iter()
+        .map(|a| ApplyResult {
+            name: a.record.name.clone(),
+            action: format!("{:?}", a.action).to_lowercase(),
+            unchanged: a.action == ApplyAction::Unchanged,
+            application: a.record.to_resource(),
+        })
+        .collect();
+    respond(StatusCode::OK, &headers, &ApplyResponse { results })
+}
+
+/// Creates one application from JSON; 409 if the name exists.
+#[utoipa::path(
+    post, path = "/api/applications", tag = "applications",
+    security(("bearer" = [])),
+    params(OwnerQuery),
+    request_body(content = Object, description = "An Application document", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Invalid document", body = ErrorBody),
+        (status = 409, description = "Exists already, or the port pool is exhausted", body = ErrorBody),
+    )
+)]
+async fn create(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    headers: HeaderMap,
+    AppBytes(body): AppBytes,
+) -> Result<Response, AppError> {
+    let owner = owner_id(&ctx, &user, query.owner.as_deref()).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        return Err(AppError::UnsupportedMediaType(
+            "expected content-type application/json".to_owned(),
+        ));
+    }
+    let text =
+        std::str::from_utf8(&body).map_err(|_| AppError::field("body", "must be UTF-8 text"))?;
+    let document: Value = serde_json::from_str(text).map_err(|err| {
+        syntax(
+            SyntaxError {
+                message: err.to_string(),
+                line: Some(err.line()),
+                column: Some(err.column()),
+            },
+            "malformed_json",
+        )
+    })?;
+    let apps = parse_all(&[document])?;
+    let applied = ctx
+        .store
+        .apply_applications(&owner, &apps, ApplyMode::CreateOnly, ctx.config.port_range)
+        .await?;
+    let record = &applied
+        .first()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("nothing applied")))?
+        .record;
+    tracing::info!(app = %record.name, owner = %record.owner_username, "application created");
+    respond(StatusCode::CREATED, &headers, &record.to_resource())
+}
+
+/// A list of applications.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationList {
+    api_version: &'static str,
+    kind: &'static str,
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Application>,
+}
+
+/// Lists the caller's applications (an admin's lists everyone's unless `owner` is given).
+#[utoipa::path(
+    get, path = "/api/applications", tag = "applications",
+    security(("bearer" = [])),
+    params(OwnerQuery),
+    responses((status = 200, description = "Applications, by name; YAML with Accept: application/yaml", body = ApplicationList))
+)]
+async fn list(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let records = match (&query.owner, user.is_admin()) {
+        (None, true) => ctx.store.list_applications(None).await?,
+        (owner, _) => {
+            let owner = owner_id(&ctx, &user, owner.as_deref()).await?;
+            ctx.store.list_applications(Some(&owner)).await?
+        }
+    };
+    let list = ApplicationList {
+        api_version: longin_crds::API_VERSION,
+        kind: "ApplicationList",
+        items: records.iter().map(ApplicationRecord::to_resource).collect(),
+    };
+    respond(StatusCode::OK, &headers, &list)
+}
+
+async fn find(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    owner: Option<&str>,
+    name: &str,
+    audit: Option<&RequestAudit>,
+) -> Result<ApplicationRecord, AppError> {
+    let owner = owner_id(ctx, user, owner).await?;
+    let record = ctx
+        .store
+        .application(&owner, name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("application {name} not found")))?;
+    if let Some(audit) = audit {
+        audit.set_application(&record.id);
+    }
+    Ok(record)
+}
+
+/// One application with its status.
+#[utoipa::path(
+    get, path = "/api/applications/{name}", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses(
+        (status = 200, description = "The application; YAML with Accept: application/yaml", body = Object),
+        (status = 404, description = "No such application of this owner", body = ErrorBody),
+    )
+)]
+async fn get_one(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    respond(StatusCode::OK, &headers, &record.to_resource())
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeleteResponse {
+    name: String,
+    /// `Deleted` when it is gone already, `Terminating` while the controller cleans up.
+    status: &'static str,
+}
+
+/// Deletes an application: it turns Terminating until its containers and ports are
+/// gone, then disappears with all its rows.
+#[utoipa::path(
+    delete, path = "/api/applications/{name}", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses(
+        (status = 202, description = "Deletion accepted", body = DeleteResponse),
+        (status = 404, description = "No such application of this owner", body = ErrorBody),
+    )
+)]
+async fn delete(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+) -> Result<Response, AppError> {
+    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    let gone = ctx
+        .store
+        .delete_application(&record.owner_id, &name)
+        .await?;
+    tracing::info!(app = %name, owner = %record.owner_username, gone, "application deletion requested");
+    let status = if gone { "Deleted" } else { "Terminating" };
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(DeleteResponse { name, status }),
+    )
+        .into_response())
+}
+
+async fn verb(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    owner: Option<&str>,
+    name: &str,
+    verb: Verb,
+    audit: Option<&RequestAudit>,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let record = find(ctx, user, owner, name, audit).await?;
+    let updated = ctx
+        .store
+        .apply_verb(&record.owner_id, name, verb, ctx.config.port_range)
+        .await?;
+    tracing::info!(app = %name, owner = %updated.owner_username, ?verb, generation = updated.generation, "application verb");
+    respond(StatusCode::OK, headers, &updated.to_resource())
+}
+
+/// Stops an application: replicas to 0, the count remembered for `start`.
+#[utoipa::path(
+    post, path = "/api/applications/{name}/stop", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody))
+)]
+async fn stop(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    verb(
+        &ctx,
+        &user,
+        query.owner.as_deref(),
+        &name,
+        Verb::Stop,
+        audit.as_deref(),
+        &headers,
+    )
+    .await
+}
+
+/// Starts a stopped application with the replica count it had.
+#[utoipa::path(
+    post, path = "/api/applications/{name}/start", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+async fn start(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    verb(
+        &ctx,
+        &user,
+        query.owner.as_deref(),
+        &name,
+        Verb::Start,
+        audit.as_deref(),
+        &headers,
+    )
+    .await
+}
+
+/// Rolling restart: a new generation with the same spec replaces every replica.
+#[utoipa::path(
+    post, path = "/api/applications/{name}/restart", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody))
+)]
+async fn restart(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    verb(
+        &ctx,
+        &user,
+        query.owner.as_deref(),
+        &name,
+        Verb::Restart,
+        audit.as_deref(),
+        &headers,
+    )
+    .await
+}

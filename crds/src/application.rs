@@ -1,0 +1,365 @@
+//! The `Application` resource (`apiVersion: longin.io/v1`, `kind: Application`): what a
+//! user asks for (`spec`) and what the controller observed (`status`).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The kind of every application resource.
+pub const KIND: &str = "Application";
+/// Annotation whose change bumps the generation, restarting every replica.
+pub const RESTARTED_AT_ANNOTATION: &str = "longin.io/restartedAt";
+/// Annotation remembering the replica count while an application is stopped.
+pub const PREVIOUS_REPLICAS_ANNOTATION: &str = "longin.io/previousReplicas";
+
+/// An application: a containerised program run as `replicas` identical containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Application {
+    /// Always `longin.io/v1`.
+    pub api_version: String,
+    /// Always `Application`.
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ApplicationSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ApplicationStatus>,
+}
+
+/// Identity and bookkeeping. `name`, `labels` and `annotations` are the user's; the
+/// rest is set by the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// DNS-1123 label, unique per owner.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The owning user's username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Incremented on every change of the desired state (spec or restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Incremented on every change; applying with a stale one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    /// RFC 3339; set when deletion was asked for and the controller is cleaning up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
+}
+
+/// What the user wants running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationSpec {
+    /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`.
+    pub image: String,
+    /// Replaces the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Replaces the image's command (arguments to the entrypoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// The port the program listens on inside the container.
+    #[schemars(range(min = 1, max = 65535))]
+    pub container_port: u16,
+    /// How many containers; 0 means stopped.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(max = 20))]
+    pub replicas: u32,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Seconds between SIGTERM and SIGKILL when a replica stops.
+    #[serde(default = "default_grace_period")]
+    pub termination_grace_period_seconds: u32,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_grace_period() -> u32 {
+    10
+}
+
+/// An environment variable of every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: String,
+    /// Omitted when reading a secret back; omit it when applying to keep the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A secret is never returned by the API nor logged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// Limits of each replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// Memory limit: `512Mi`, `1Gi`, `256M`, or bytes; 4Mi to 64Gi.
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// CPU: `"1"` is one core (1024 shares), `500m` half of one.
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+}
+
+fn default_memory() -> String {
+    "512Mi".to_owned()
+}
+
+fn default_cpu() -> String {
+    "1".to_owned()
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            memory: default_memory(),
+            cpu: default_cpu(),
+        }
+    }
+}
+
+/// How readiness is probed; a replica is Ready after its first success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// An HTTP GET that must answer 2xx or 3xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    /// A TCP connect to the container port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProbe>,
+    #[serde(default)]
+    pub initial_delay_seconds: u32,
+    #[serde(default = "default_period")]
+    pub period_seconds: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// Consecutive failures that restart the replica.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+}
+
+fn default_period() -> u32 {
+    10
+}
+
+fn default_timeout() -> u32 {
+    1
+}
+
+fn default_failure_threshold() -> u32 {
+    3
+}
+
+/// HTTP probe target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpProbe {
+    /// Must start with `/`.
+    pub path: String,
+}
+
+/// TCP probe: connect to the container port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {}
+
+/// When Longin restarts an exited replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// What the controller observed; written by it alone (host ports are first filled when
+/// the apply is accepted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    pub phase: Phase,
+    /// The generation this status describes.
+    #[serde(default)]
+    pub observed_generation: i64,
+    #[serde(default)]
+    pub replicas: u32,
+    #[serde(default)]
+    pub ready_replicas: u32,
+    #[serde(default)]
+    pub updated_replicas: u32,
+    /// One host port per replica, in replica order.
+    #[serde(default)]
+    pub host_ports: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The lifecycle phase, summarising the conditions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Deploying,
+    Running,
+    Degraded,
+    Failed,
+    Stopped,
+    Terminating,
+}
+
+impl Phase {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Deploying => "Deploying",
+            Self::Running => "Running",
+            Self::Degraded => "Degraded",
+            Self::Failed => "Failed",
+            Self::Stopped => "Stopped",
+            Self::Terminating => "Terminating",
+        }
+    }
+}
+
+/// One aspect of the state, Kubernetes-style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `Progressing`, `Available`, `ImagePulled`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    /// RFC 3339.
+    pub last_transition_time: String,
+    #[serde(default)]
+    pub observed_generation: i64,
+}
+
+impl ApplicationSpec {
+    /// The spec as the API shows it: secret values removed.
+    #[must_use]
+    pub fn redacted(&self) -> Self {
+        let mut spec = self.clone();
+        for var in spec.env.iter_mut().filter(|v| v.secret) {
+            var.value = None;
+        }
+        spec
+    }
+
+    /// Fills secret values left out of an applied spec from the stored spec, so a
+    /// document read back from the API (secrets redacted) re-applies unchanged.
+    ///
+    /// # Errors
+    /// The names of secret variables that have no value here nor in `stored`.
+    pub fn fill_secrets_from(&mut self, stored: Option<&Self>) -> Result<(), Vec<String>> {
+        let mut missing = Vec::new();
+        for var in self
+            .env
+            .iter_mut()
+            .filter(|v| v.secret && v.value.is_none())
+        {
+            let kept = stored
+                .and_then(|s| s.env.iter().find(|old| old.name == var.name && old.secret))
+                .and_then(|old| old.value.clone());
+            match kept {
+                Some(value) => var.value = Some(value),
+                None => missing.push(var.name.clone()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_env(env: Vec<EnvVar>) -> ApplicationSpec {
+        ApplicationSpec {
+            image: "busybox".to_owned(),
+            command: vec![],
+            args: vec![],
+            env,
+            container_port: 8080,
+            replicas: 1,
+            resources: Resources::default(),
+            health_check: None,
+            restart_policy: RestartPolicy::Always,
+            termination_grace_period_seconds: 10,
+        }
+    }
+
+    fn var(name: &str, value: Option<&str>, secret: bool) -> EnvVar {
+        EnvVar {
+            name: name.to_owned(),
+            value: value.map(str::to_owned),
+            secret,
+        }
+    }
+
+    #[test]
+    fn redaction_removes_only_secret_values() {
+        let spec = spec_with_env(vec![
+            var("A", Some("1"), false),
+            var("TOKEN", Some("s3cret"), true),
+        ]);
+        let shown = spec.redacted();
+        assert_eq!(shown.env[0].value.as_deref(), Some("1"));
+        assert_eq!(shown.env[1].value, None);
+        assert!(
+            !serde_json::to_string(&shown)
+                .expect("json")
+                .contains("s3cret")
+        );
+    }
+
+    #[test]
+    fn redacted_spec_reapplies_to_the_stored_one() {
+        let stored = spec_with_env(vec![var("TOKEN", Some("s3cret"), true)]);
+        let mut applied = stored.redacted();
+        applied.fill_secrets_from(Some(&stored)).expect("filled");
+        assert_eq!(applied, stored);
+    }
+
+    #[test]
+    fn a_new_secret_without_a_value_is_refused() {
+        let mut applied = spec_with_env(vec![var("TOKEN", None, true)]);
+        assert_eq!(
+            applied.fill_secrets_from(None),
+            Err(vec!["TOKEN".to_owned()])
+        );
+    }
+}

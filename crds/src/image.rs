@@ -1,0 +1,188 @@
+//! Image references (`[registry[:port]/]path[:tag][@digest]`), checked with the grammar
+//! of the distribution project's `reference` package.
+
+/// An image reference taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// `127.0.0.1:5000`, `ghcr.io`; `None` means Docker Hub.
+    pub registry: Option<String>,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Why a reference is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image reference: {0}")]
+pub struct ImageRefError(&'static str);
+
+fn is_path_component(c: &str) -> bool {
+    // [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*
+    let bytes = c.as_bytes();
+    if bytes.is_empty()
+        || !bytes[0].is_ascii_alphanumeric()
+        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
+    {
+        return false;
+    }
+    let mut separator = String::new();
+    for &b in bytes {
+        if b.is_ascii_lowercase() || b.is_ascii_digit() {
+            if !(separator.is_empty()
+                || separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.bytes().all(|s| s == b'-'))
+            {
+                return false;
+            }
+            separator.clear();
+        } else if b == b'.' || b == b'_' || b == b'-' {
+            separator.push(b as char);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_registry(c: &str) -> bool {
+    let (host, port) = match c.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (c, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+impl ImageRef {
+    /// Parses and checks a reference.
+    ///
+    /// # Errors
+    /// What part of the reference is malformed.
+    pub fn parse(reference: &str) -> Result<Self, ImageRefError> {
+        if reference.is_empty() {
+            return Err(ImageRefError("must not be empty"));
+        }
+        if reference.len() > 255 {
+            return Err(ImageRefError("must be at most 255 characters"));
+        }
+        let (rest, digest) = match reference.split_once('@') {
+            Some((rest, digest)) => {
+                let (algorithm, hex) = digest
+                    .split_once(':')
+                    .ok_or(ImageRefError("digest must be algorithm:hex"))?;
+                let algorithm_ok = !algorithm.is_empty()
+                    && algorithm.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                    });
+                let hex_ok = hex.len() >= 32
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+                if !algorithm_ok || !hex_ok {
+                    return Err(ImageRefError(
+                        "digest must be algorithm:hex, e.g. sha256:<64 hex digits>",
+                    ));
+                }
+                (rest, Some(digest.to_owned()))
+            }
+            None => (reference, None),
+        };
+        // A tag is after the last ':' that follows the last '/' (a registry port comes before).
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            let ok = !tag.is_empty()
+                && tag.len() <= 128
+                && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.starts_with('_'))
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok {
+                return Err(ImageRefError(
+                    "tag must be 1–128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+                ));
+            }
+        }
+        let mut components: Vec<&str> = name.split('/').collect();
+        let registry = if components.len() > 1
+            && (components[0].contains('.')
+                || components[0].contains(':')
+                || components[0] == "localhost")
+        {
+            let registry = components.remove(0);
+            if !is_registry(registry) {
+                return Err(ImageRefError("registry must be host[:port]"));
+            }
+            Some(registry.to_owned())
+        } else {
+            None
+        };
+        if components.iter().any(|c| !is_path_component(c)) {
+            return Err(ImageRefError(
+                "repository path must be lowercase letters, digits and separators (. _ __ -) between them",
+            ));
+        }
+        Ok(Self {
+            registry,
+            repository: components.join("/"),
+            tag: tag.map(str::to_owned),
+            digest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_registry_repository_tag_and_digest() {
+        let r = ImageRef::parse("127.0.0.1:5000/demo/hello:1.0").expect("valid");
+        assert_eq!(r.registry.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(r.repository, "demo/hello");
+        assert_eq!(r.tag.as_deref(), Some("1.0"));
+        let r = ImageRef::parse("busybox").expect("valid");
+        assert_eq!((r.registry, r.tag), (None, None));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = ImageRef::parse(&format!("localhost/app@{digest}")).expect("valid");
+        assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
+        assert!(ImageRef::parse("ghcr.io/org/my_app-2:v1.2.3-rc.1").is_ok());
+        assert!(ImageRef::parse("registry:5000/x").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_references() {
+        for bad in [
+            "",
+            "UPPER/case",
+            "a//b",
+            "app:",
+            "app:bad tag",
+            "-app",
+            "app-",
+            "app@sha256:xyz",
+            "app:.hidden",
+            "host:port:x/app",
+            "a b",
+            "app@",
+            &"a".repeat(256),
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

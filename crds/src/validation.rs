@@ -1,0 +1,700 @@
+//! Checking an applied document: every problem found at once, each with its JSON path,
+//! before the document becomes a typed [`Application`].
+//!
+//! The check walks the document as JSON so that unknown fields (a typo like `replica:`),
+//! wrong types and out-of-range values are all reported together; serde alone stops at
+//! the first. Only a document that passes is decoded, with defaults filled in.
+
+use serde_json::{Map, Value};
+
+use crate::application::{Application, KIND};
+use crate::image::ImageRef;
+use crate::quantity::{parse_cpu, parse_memory};
+use crate::{API_VERSION, validate_dns1123_label};
+
+/// One problem, at a JSON path such as `spec.env[1].name`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+pub const MAX_REPLICAS: i64 = 20;
+pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
+pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
+/// More than any host Longin runs on will have; catches unit mistakes (`1000` for `1000m`).
+pub const MAX_CPU_MILLICORES: u64 = 256_000;
+const MAX_SECONDS: i64 = 3600;
+const MAX_ARGS: usize = 256;
+const MAX_ENV: usize = 256;
+
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+impl Checker {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The object at `path`, with unknown keys reported.
+    fn object<'a>(
+        &mut self,
+        value: &'a Value,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
+        let Value::Object(map) = value else {
+            self.error(path, format!("must be a mapping, got {}", type_name(value)));
+            return None;
+        };
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.error(
+                    &join(path, key),
+                    format!("unknown field; known fields here: {}", known.join(", ")),
+                );
+            }
+        }
+        Some(map)
+    }
+
+    fn required<'a>(
+        &mut self,
+        map: &'a Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'a Value> {
+        match map.get(key) {
+            Some(Value::Null) | None => {
+                self.error(&join(path, key), "is required");
+                None
+            }
+            Some(value) => Some(value),
+        }
+    }
+
+    fn string<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a str> {
+        match value {
+            Value::String(s) => Some(s),
+            other => {
+                self.error(path, format!("must be a string, got {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, value: &Value, path: &str, min: i64, max: i64) -> Option<i64> {
+        match value.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error(path, format!("must be between {min} and {max}, got {n}"));
+                None
+            }
+            None => {
+                self.error(
+                    path,
+                    format!(
+                        "must be an integer between {min} and {max}, got {}",
+                        describe(value)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn optional_integer(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) {
+        if let Some(value) = map.get(key).filter(|v| !v.is_null()) {
+            self.integer(value, &join(path, key), min, max);
+        }
+    }
+
+    fn string_list(&mut self, map: &Map<String, Value>, path: &str, key: &str) {
+        let Some(value) = map.get(key).filter(|v| !v.is_null()) else {
+            return;
+        };
+        let path = join(path, key);
+        let Value::Array(items) = value else {
+            self.error(
+                &path,
+                format!("must be a list of strings, got {}", type_name(value)),
+            );
+            return;
+        };
+        if items.len() > MAX_ARGS {
+            self.error(&path, format!("must have at most {MAX_ARGS} items"));
+        }
+        for (i, item) in items.iter().enumerate() {
+            self.string(item, &format!("{path}[{i}]"));
+        }
+    }
+
+    fn string_map(&mut self, map: &Map<String, Value>, path: &str, key: &str, is_label: bool) {
+        let Some(value) = map.get(key).filter(|v| !v.is_null()) else {
+            return;
+        };
+        let path = join(path, key);
+        let Value::Object(entries) = value else {
+            self.error(
+                &path,
+                format!("must be a mapping of strings, got {}", type_name(value)),
+            );
+            return;
+        };
+        for (k, v) in entries {
+            let entry_path = join(&path, k);
+            if let Err(message) = check_qualified_name(k) {
+                self.error(&entry_path, format!("key {message}"));
+            }
+            if let Some(v) = self.string(v, &entry_path) {
+                if is_label && !is_label_value(v) {
+                    self.error(
+                        &entry_path,
+                        "label values are at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("\"{s}\""),
+        Value::Number(n) => n.to_string(),
+        other => type_name(other).to_owned(),
+    }
+}
+
+/// Label and annotation keys: `[prefix/]name`, name ≤ 63 of `[A-Za-z0-9_.-]`,
+/// alphanumeric at both ends; prefix a DNS subdomain.
+fn check_qualified_name(key: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 253
+            && prefix
+                .split('.')
+                .all(|label| validate_dns1123_label(label).is_ok());
+        if !ok {
+            return Err("prefix must be a DNS subdomain (e.g. longin.io)");
+        }
+    }
+    if name.is_empty() || name.len() > 63 || !is_label_value(name) {
+        return Err(
+            "must be at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends, with an optional DNS prefix/",
+        );
+    }
+    Ok(())
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
+}
+
+fn is_env_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks one document and decodes it, defaults filled in. `status` in the document is
+/// accepted (a document read back from the API re-applies) and dropped.
+///
+/// # Errors
+/// Every problem found, each with its path.
+pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError>> {
+    let mut c = Checker { errors: Vec::new() };
+    let mut normalized = document.clone();
+    if let Some(root) = c.object(
+        document,
+        "",
+        &["apiVersion", "kind", "metadata", "spec", "status"],
+    ) {
+        match c.required(root, "", "apiVersion").map(|v| (v, c_string(v))) {
+            Some((_, Some(API_VERSION))) | None => {}
+            Some((v, _)) => c.error(
+                "apiVersion",
+                format!("must be \"{API_VERSION}\", got {}", describe(v)),
+            ),
+        }
+        match c.required(root, "", "kind").map(|v| (v, c_string(v))) {
+            Some((_, Some(KIND))) | None => {}
+            Some((v, _)) => c.error("kind", format!("must be \"{KIND}\", got {}", describe(v))),
+        }
+        if let Some(metadata) = c.required(root, "", "metadata") {
+            check_metadata(&mut c, metadata);
+        }
+        if let Some(spec) = c.required(root, "", "spec") {
+            check_spec(&mut c, spec);
+        }
+    }
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    // Normalise what the schema allows in two forms, then decode.
+    if let Some(root) = normalized.as_object_mut() {
+        root.remove("status");
+        if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
+            // Server-owned fields are ignored on apply; resourceVersion is compared.
+            for key in [
+                "owner",
+                "uid",
+                "generation",
+                "creationTimestamp",
+                "deletionTimestamp",
+            ] {
+                meta.remove(key);
+            }
+            if let Some(Value::Number(n)) = meta.get("resourceVersion") {
+                let rv = n.to_string();
+                meta.insert("resourceVersion".to_owned(), Value::String(rv));
+            }
+        }
+        if let Some(cpu) = root
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("resources"))
+            .and_then(|r| r.get_mut("cpu"))
+        {
+            if let Value::Number(n) = cpu {
+                *cpu = Value::String(n.to_string());
+            }
+        }
+    }
+    serde_json::from_value(normalized).map_err(|err| {
+        vec![FieldError {
+            path: String::new(),
+            message: err.to_string(),
+        }]
+    })
+}
+
+fn c_string(value: &Value) -> Option<&str> {
+    value.as_str()
+}
+
+fn check_metadata(c: &mut Checker, value: &Value) {
+    let known = [
+        "name",
+        "labels",
+        "annotations",
+        "owner",
+        "uid",
+        "generation",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+    ];
+    let Some(meta) = c.object(value, "metadata", &known) else {
+        return;
+    };
+    if let Some(name) = c
+        .required(meta, "metadata", "name")
+        .and_then(|v| c.string(v, "metadata.name"))
+    {
+        if let Err(err) = validate_dns1123_label(name) {
+            c.error("metadata.name", err.to_string());
+        }
+    }
+    c.string_map(meta, "metadata", "labels", true);
+    c.string_map(meta, "metadata", "annotations", false);
+    if let Some(rv) = meta.get("resourceVersion").filter(|v| !v.is_null()) {
+        let ok = match rv {
+            Value::String(s) => s.parse::<u64>().is_ok(),
+            Value::Number(n) => n.as_u64().is_some(),
+            _ => false,
+        };
+        if !ok {
+            c.error(
+                "metadata.resourceVersion",
+                "must be the resourceVersion string the server returned",
+            );
+        }
+    }
+}
+
+fn check_spec(c: &mut Checker, value: &Value) {
+    let known = [
+        "image",
+        "command",
+        "args",
+        "env",
+        "containerPort",
+        "replicas",
+        "resources",
+        "healthCheck",
+        "restartPolicy",
+        "terminationGracePeriodSeconds",
+    ];
+    let Some(spec) = c.object(value, "spec", &known) else {
+        return;
+    };
+    if let Some(image) = c
+        .required(spec, "spec", "image")
+        .and_then(|v| c.string(v, "spec.image"))
+    {
+        if let Err(err) = ImageRef::parse(image) {
+            c.error("spec.image", err.to_string());
+        }
+    }
+    c.string_list(spec, "spec", "command");
+    c.string_list(spec, "spec", "args");
+    if let Some(env) = spec.get("env").filter(|v| !v.is_null()) {
+        check_env(c, env);
+    }
+    if let Some(port) = c.required(spec, "spec", "containerPort") {
+        c.integer(port, "spec.containerPort", 1, 65_535);
+    }
+    c.optional_integer(spec, "spec", "replicas", 0, MAX_REPLICAS);
+    c.optional_integer(
+        spec,
+        "spec",
+        "terminationGracePeriodSeconds",
+        0,
+        MAX_SECONDS,
+    );
+    if let Some(resources) = spec.get("resources").filter(|v| !v.is_null()) {
+        check_resources(c, resources);
+    }
+    if let Some(health) = spec.get("healthCheck").filter(|v| !v.is_null()) {
+        check_health(c, health);
+    }
+    if let Some(policy) = spec.get("restartPolicy").filter(|v| !v.is_null()) {
+        if !matches!(policy.as_str(), Some("Always" | "OnFailure" | "Never")) {
+            c.error(
+                "spec.restartPolicy",
+                format!(
+                    "must be Always, OnFailure or Never, got {}",
+                    describe(policy)
+                ),
+            );
+        }
+    }
+}
+
+fn check_env(c: &mut Checker, value: &Value) {
+    let Value::Array(vars) = value else {
+        c.error(
+            "spec.env",
+            format!(
+                "must be a list of {{name, value}}, got {}",
+                type_name(value)
+            ),
+        );
+        return;
+    };
+    if vars.len() > MAX_ENV {
+        c.error("spec.env", format!("must have at most {MAX_ENV} variables"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, var) in vars.iter().enumerate() {
+        let path = format!("spec.env[{i}]");
+        let Some(var) = c.object(var, &path, &["name", "value", "secret"]) else {
+            continue;
+        };
+        if let Some(name) = c
+            .required(var, &path, "name")
+            .and_then(|v| c.string(v, &format!("{path}.name")))
+        {
+            if !is_env_name(name) {
+                c.error(
+                    &format!("{path}.name"),
+                    "must start with a letter or '_' and contain only letters, digits and '_'",
+                );
+            } else if !seen.insert(name.to_owned()) {
+                c.error(
+                    &format!("{path}.name"),
+                    format!("duplicate variable {name}"),
+                );
+            }
+        }
+        let secret = match var.get("secret") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                c.error(
+                    &format!("{path}.secret"),
+                    format!("must be true or false, got {}", describe(other)),
+                );
+                false
+            }
+        };
+        match var.get("value") {
+            None | Some(Value::Null) if !secret => c.error(&format!("{path}.value"), "is required"),
+            None | Some(Value::Null) => {}
+            Some(Value::String(_)) => {}
+            Some(other) => c.error(
+                &format!("{path}.value"),
+                format!(
+                    "must be a string (quote numbers and booleans), got {}",
+                    describe(other)
+                ),
+            ),
+        }
+    }
+}
+
+fn check_resources(c: &mut Checker, value: &Value) {
+    let Some(resources) = c.object(value, "spec.resources", &["memory", "cpu"]) else {
+        return;
+    };
+    if let Some(memory) = resources.get("memory").filter(|v| !v.is_null()) {
+        let parsed = match memory {
+            Value::String(s) => parse_memory(s).map_err(|e| e.to_string()),
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| "must be a whole number of bytes".to_owned()),
+            other => Err(format!(
+                "must be a quantity such as 512Mi, got {}",
+                type_name(other)
+            )),
+        };
+        match parsed {
+            Ok(bytes) if (MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&bytes) => {}
+            Ok(_) => c.error(
+                "spec.resources.memory",
+                format!("must be between 4Mi and 64Gi, got {}", describe(memory)),
+            ),
+            Err(message) => c.error("spec.resources.memory", message),
+        }
+    }
+    if let Some(cpu) = resources.get("cpu").filter(|v| !v.is_null()) {
+        let parsed = match cpu {
+            Value::String(s) => parse_cpu(s).map_err(|e| e.to_string()),
+            Value::Number(n) => parse_cpu(&n.to_string()).map_err(|e| e.to_string()),
+            other => Err(format!(
+                "must be a quantity such as \"1\" or 500m, got {}",
+                type_name(other)
+            )),
+        };
+        match parsed {
+            Ok(0) => c.error("spec.resources.cpu", "must be greater than 0 (at least 1m)"),
+            Ok(m) if m > MAX_CPU_MILLICORES => c.error(
+                "spec.resources.cpu",
+                format!("must be at most {} cores", MAX_CPU_MILLICORES / 1000),
+            ),
+            Ok(_) => {}
+            Err(message) => c.error("spec.resources.cpu", message),
+        }
+    }
+}
+
+fn check_health(c: &mut Checker, value: &Value) {
+    let path = "spec.healthCheck";
+    let known = [
+        "http",
+        "tcp",
+        "initialDelaySeconds",
+        "periodSeconds",
+        "timeoutSeconds",
+        "failureThreshold",
+    ];
+    let Some(health) = c.object(value, path, &known) else {
+        return;
+    };
+    let http = health.get("http").filter(|v| !v.is_null());
+    let tcp = health.get("tcp").filter(|v| !v.is_null());
+    match (http, tcp) {
+        (Some(_), Some(_)) => c.error(path, "give either http or tcp, not both"),
+        (None, None) => c.error(path, "give http: {path: /...} or tcp: {}"),
+        _ => {}
+    }
+    if let Some(http) = http {
+        if let Some(http) = c.object(http, "spec.healthCheck.http", &["path"]) {
+            if let Some(probe_path) = c
+                .required(http, "spec.healthCheck.http", "path")
+                .and_then(|v| c.string(v, "spec.healthCheck.http.path"))
+            {
+                if !probe_path.starts_with('/') || probe_path.contains(char::is_whitespace) {
+                    c.error(
+                        "spec.healthCheck.http.path",
+                        "must start with '/' and contain no spaces",
+                    );
+                }
+            }
+        }
+    }
+    if let Some(tcp) = tcp {
+        c.object(tcp, "spec.healthCheck.tcp", &[]);
+    }
+    c.optional_integer(health, path, "initialDelaySeconds", 0, MAX_SECONDS);
+    c.optional_integer(health, path, "periodSeconds", 1, MAX_SECONDS);
+    c.optional_integer(health, path, "timeoutSeconds", 1, MAX_SECONDS);
+    c.optional_integer(health, path, "failureThreshold", 1, 100);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::application::RestartPolicy;
+
+    fn minimal() -> Value {
+        json!({
+            "apiVersion": "longin.io/v1",
+            "kind": "Application",
+            "metadata": {"name": "hello"},
+            "spec": {"image": "127.0.0.1:5000/demo/hello:1.0", "containerPort": 8080}
+        })
+    }
+
+    fn paths(doc: &Value) -> Vec<String> {
+        let mut paths: Vec<String> = parse_application(doc)
+            .expect_err("invalid")
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn minimal_document_gets_the_defaults() {
+        let app = parse_application(&minimal()).expect("valid");
+        assert_eq!(app.spec.replicas, 1);
+        assert_eq!(app.spec.resources.memory, "512Mi");
+        assert_eq!(app.spec.resources.cpu, "1");
+        assert_eq!(app.spec.restart_policy, RestartPolicy::Always);
+        assert_eq!(app.spec.termination_grace_period_seconds, 10);
+        assert_eq!(app.spec.health_check, None);
+    }
+
+    #[test]
+    fn health_check_defaults() {
+        let mut doc = minimal();
+        doc["spec"]["healthCheck"] = json!({"http": {"path": "/healthz"}});
+        let health = parse_application(&doc)
+            .expect("valid")
+            .spec
+            .health_check
+            .expect("health");
+        assert_eq!(
+            (
+                health.period_seconds,
+                health.timeout_seconds,
+                health.failure_threshold
+            ),
+            (10, 1, 3)
+        );
+    }
+
+    #[test]
+    fn numeric_cpu_is_normalised_to_a_string() {
+        let mut doc = minimal();
+        doc["spec"]["resources"] = json!({"cpu": 0.5, "memory": "64Mi"});
+        assert_eq!(
+            parse_application(&doc).expect("valid").spec.resources.cpu,
+            "0.5"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let doc = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "Bad_Name"},
+            "spec": {
+                "image": "UPPER",
+                "replica": 3,
+                "containerPort": 70000,
+                "replicas": 21,
+                "env": [{"name": "1BAD", "value": 1}, {"name": "OK"}],
+                "resources": {"memory": "2Mi", "cpu": "0"},
+                "healthCheck": {"http": {"path": "healthz"}, "periodSeconds": 0},
+                "restartPolicy": "Sometimes"
+            }
+        });
+        assert_eq!(
+            paths(&doc),
+            [
+                "apiVersion",
+                "kind",
+                "metadata.name",
+                "spec.containerPort",
+                "spec.env[0].name",
+                "spec.env[0].value",
+                "spec.env[1].value",
+                "spec.healthCheck.http.path",
+                "spec.healthCheck.periodSeconds",
+                "spec.image",
+                "spec.replica",
+                "spec.replicas",
+                "spec.resources.cpu",
+                "spec.resources.memory",
+                "spec.restartPolicy",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_the_known_ones() {
+        let mut doc = minimal();
+        doc["spec"]["replica"] = json!(2);
+        let errors = parse_application(&doc).expect_err("invalid");
+        assert_eq!(errors[0].path, "spec.replica");
+        assert!(
+            errors[0].message.contains("replicas"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn status_and_server_metadata_are_accepted_and_status_dropped() {
+        let mut doc = minimal();
+        doc["metadata"]["uid"] = json!("x");
+        doc["metadata"]["resourceVersion"] = json!("7");
+        doc["status"] = json!({"phase": "Running"});
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!(app.status, None);
+        assert_eq!(app.metadata.resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_non_mapping_document_is_one_error() {
+        assert_eq!(paths(&json!(["a"])), [""]);
+        assert_eq!(
+            paths(&json!({"apiVersion": "longin.io/v1", "kind": "Application"})),
+            ["metadata", "spec"]
+        );
+    }
+}

@@ -1,0 +1,717 @@
+//! The `applications` table and the host-port pool: applying resources, reading them,
+//! and the stop/start/restart/delete verbs.
+//!
+//! Every write runs in one transaction that starts by bumping the single row of
+//! `application_write_lock`, so writers of applications and ports take turns on both
+//! backends, and a multi-document apply is all or nothing.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use longin_crds::application::{
+    ApplicationSpec, ApplicationStatus, ObjectMeta, PREVIOUS_REPLICAS_ANNOTATION, Phase,
+    RESTARTED_AT_ANNOTATION,
+};
+use longin_crds::{API_VERSION, Application};
+
+use crate::{Store, StoreError, now_ms};
+
+/// Annotations under this prefix belong to the server: kept across applies.
+pub const SERVER_ANNOTATION_PREFIX: &str = "longin.io/";
+
+/// The host ports Longin hands out, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    #[must_use]
+    pub fn size(self) -> usize {
+        usize::from(self.last.saturating_sub(self.first)) + 1
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        Self {
+            first: 3100,
+            last: 4000,
+        }
+    }
+}
+
+/// An application as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplicationRecord {
+    pub id: String,
+    pub owner_id: String,
+    pub owner_username: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// With secret values in clear: redact before showing it.
+    pub spec: ApplicationSpec,
+    pub status: ApplicationStatus,
+    pub generation: i64,
+    pub resource_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deletion_timestamp: Option<i64>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+impl ApplicationRecord {
+    /// The resource as the API shows it: server metadata filled in, secrets redacted.
+    #[must_use]
+    pub fn to_resource(&self) -> Application {
+        Application {
+            api_version: API_VERSION.to_owned(),
+            kind: longin_crds::application::KIND.to_owned(),
+            metadata: ObjectMeta {
+                name: self.name.clone(),
+                labels: self.labels.clone(),
+                annotations: self.annotations.clone(),
+                owner: Some(self.owner_username.clone()),
+                uid: Some(self.id.clone()),
+                generation: Some(self.generation),
+                resource_version: Some(self.resource_version.to_string()),
+                creation_timestamp: Some(rfc3339(self.created_at)),
+                deletion_timestamp: self.deletion_timestamp.map(rfc3339),
+            },
+            spec: self.spec.redacted(),
+            status: Some(self.status.clone()),
+        }
+    }
+}
+
+/// What an apply did to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyAction {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// Why a write to applications was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplicationError {
+    #[error("application {name} already exists")]
+    AlreadyExists { name: String },
+    #[error("application {name} not found")]
+    NotFound { name: String },
+    #[error(
+        "application {name} was changed since it was read: resourceVersion {given} is stale, the current one is {current}"
+    )]
+    StaleResourceVersion {
+        name: String,
+        given: String,
+        current: i64,
+    },
+    #[error("application {name} is being deleted")]
+    Terminating { name: String },
+    #[error(
+        "host port pool exhausted: {needed} more port(s) needed, {free} free in {first}-{last}"
+    )]
+    PoolExhausted {
+        needed: usize,
+        free: usize,
+        first: u16,
+        last: u16,
+    },
+    #[error("secret variable(s) {vars:?} of application {name} need a value")]
+    MissingSecrets { name: String, vars: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ApplicationError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
+    a.generation, a.resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
+
+fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
+    let json =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
+    Ok(ApplicationRecord {
+        id: row.try_get("id")?,
+        owner_id: row.try_get("owner_id")?,
+        owner_username: row.try_get("owner_username")?,
+        name: row.try_get("name")?,
+        labels: serde_json::from_str(&json("labels")?).map_err(|e| corrupt("labels", &e))?,
+        annotations: serde_json::from_str(&json("annotations")?)
+            .map_err(|e| corrupt("annotations", &e))?,
+        spec: serde_json::from_str(&json("spec")?).map_err(|e| corrupt("spec", &e))?,
+        status: serde_json::from_str(&json("status")?).map_err(|e| corrupt("status", &e))?,
+        generation: row.try_get("generation")?,
+        resource_version: row.try_get("resource_version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deletion_timestamp: row.try_get("deletion_timestamp")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| corrupt("serialising", &e))
+}
+
+/// How an apply treats an existing resource of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Create or update (`PUT /apply`).
+    Apply,
+    /// Create only; an existing name is [`ApplicationError::AlreadyExists`].
+    CreateOnly,
+}
+
+/// One applied resource and what happened to it.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub action: ApplyAction,
+    pub record: ApplicationRecord,
+}
+
+async fn lock(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE application_write_lock SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn find(
+    tx: &mut Transaction<'_, Any>,
+    owner_id: &str,
+    name: &str,
+) -> Result<Option<ApplicationRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 AND a.name = $2"
+    ))
+    .bind(owner_id)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Ports of the application by replica index.
+async fn allocations(
+    tx: &mut Transaction<'_, Any>,
+    app_id: &str,
+) -> Result<Vec<(i64, u16)>, StoreError> {
+    let rows = sqlx::query("SELECT replica_index, port FROM port_allocations WHERE application_id = $1 ORDER BY replica_index")
+        .bind(app_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let port: i64 = row.try_get("port")?;
+            let port =
+                u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?;
+            Ok((row.try_get("replica_index")?, port))
+        })
+        .collect()
+}
+
+/// Gives replica indices `wanted` of the application ports from the pool.
+async fn allocate(
+    tx: &mut Transaction<'_, Any>,
+    app_id: &str,
+    wanted: &[i64],
+    range: PortRange,
+) -> Result<(), ApplicationError> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let free: Vec<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE candidates(port) AS (
+             SELECT CAST($1 AS BIGINT)
+             UNION ALL SELECT port + 1 FROM candidates WHERE port < CAST($2 AS BIGINT))
+         SELECT port FROM candidates WHERE port NOT IN (SELECT port FROM port_allocations) ORDER BY port LIMIT $3",
+    )
+    .bind(i64::from(range.first))
+    .bind(i64::from(range.last))
+    .bind(i64::try_from(wanted.len()).unwrap_or(i64::MAX))
+    .fetch_all(&mut **tx)
+    .await?;
+    if free.len() < wanted.len() {
+        return Err(ApplicationError::PoolExhausted {
+            needed: wanted.len(),
+            free: free.len(),
+            first: range.first,
+            last: range.last,
+        });
+    }
+    let now = now_ms();
+    for (index, port) in wanted.iter().zip(free) {
+        sqlx::query("INSERT INTO port_allocations (port, application_id, replica_index, allocated_at) VALUES ($1, $2, $3, $4)")
+            .bind(port)
+            .bind(app_id)
+            .bind(index)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes the application hold exactly one port per desired replica: allocates the
+/// missing ones and releases those of replicas beyond the count, unless a container
+/// still holds them (the controller releases those once it removed the container).
+/// Returns the desired replicas' ports in replica order.
+async fn fit_ports(
+    tx: &mut Transaction<'_, Any>,
+    app_id: &str,
+    replicas: u32,
+    range: PortRange,
+) -> Result<Vec<u16>, ApplicationError> {
+    let replicas = i64::from(replicas);
+    let held = allocations(tx, app_id).await?;
+    let missing: Vec<i64> = (0..replicas)
+        .filter(|i| !held.iter().any(|(r, _)| r == i))
+        .collect();
+    allocate(tx, app_id, &missing, range).await?;
+    sqlx::query(
+        "DELETE FROM port_allocations WHERE application_id = $1 AND replica_index >= $2
+         AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
+    )
+    .bind(app_id)
+    .bind(replicas)
+    .execute(&mut **tx)
+    .await?;
+    Ok(allocations(tx, app_id)
+        .await?
+        .into_iter()
+        .filter(|(r, _)| *r < replicas)
+        .map(|(_, port)| port)
+        .collect())
+}
+
+fn user_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| !k.starts_with(SERVER_ANNOTATION_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    owner_id: &str,
+    doc: &Application,
+    range: PortRange,
+) -> Result<ApplicationRecord, ApplicationError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_ms();
+    let annotations = user_annotations(&doc.metadata.annotations);
+    sqlx::query(
+        "INSERT INTO applications (id, owner_id, name, labels, annotations, spec, status, generation, resource_version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', 1, 1, $7, $7)",
+    )
+    .bind(&id)
+    .bind(owner_id)
+    .bind(&doc.metadata.name)
+    .bind(to_json(&doc.metadata.labels)?)
+    .bind(to_json(&annotations)?)
+    .bind(to_json(&doc.spec)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let host_ports = fit_ports(tx, &id, doc.spec.replicas, range).await?;
+    let status = ApplicationStatus {
+        phase: if doc.spec.replicas == 0 {
+            Phase::Stopped
+        } else {
+            Phase::Pending
+        },
+        host_ports,
+        ..ApplicationStatus::default()
+    };
+    write_status(tx, &id, &status).await?;
+    find(tx, owner_id, &doc.metadata.name)
+        .await?
+        .ok_or_else(|| ApplicationError::NotFound {
+            name: doc.metadata.name.clone(),
+        })
+}
+
+async fn write_status(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+    status: &ApplicationStatus,
+) -> Result<(), ApplicationError> {
+    sqlx::query("UPDATE applications SET status = $1 WHERE id = $2")
+        .bind(to_json(status)?)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a new desired state of an existing application, bumping `resourceVersion`,
+/// and `generation` when the spec or the restart annotation changed; refits its ports.
+async fn update(
+    tx: &mut Transaction<'_, Any>,
+    existing: &ApplicationRecord,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    spec: ApplicationSpec,
+    range: PortRange,
+) -> Result<(ApplyAction, ApplicationRecord), ApplicationError> {
+    let spec_changed = spec != existing.spec
+        || annotations.get(RESTARTED_AT_ANNOTATION)
+            != existing.annotations.get(RESTARTED_AT_ANNOTATION);
+    if !spec_changed && labels == existing.labels && annotations == existing.annotations {
+        return Ok((ApplyAction::Unchanged, existing.clone()));
+    }
+    let generation = existing.generation + i64::from(spec_changed);
+    let mut status = existing.status.clone();
+    status.host_ports = fit_ports(tx, &existing.id, spec.replicas, range).await?;
+    if spec.replicas == 0 && status.phase == Phase::Pending {
+        status.phase = Phase::Stopped;
+    } else if spec.replicas > 0 && status.phase == Phase::Stopped {
+        status.phase = Phase::Pending;
+    }
+    sqlx::query(
+        "UPDATE applications SET labels = $1, annotations = $2, spec = $3, status = $4, generation = $5,
+         resource_version = resource_version + 1, updated_at = $6 WHERE id = $7",
+    )
+    .bind(to_json(&labels)?)
+    .bind(to_json(&annotations)?)
+    .bind(to_json(&spec)?)
+    .bind(to_json(&status)?)
+    .bind(generation)
+    .bind(now_ms())
+    .bind(&existing.id)
+    .execute(&mut **tx)
+    .await?;
+    let record = find(tx, &existing.owner_id, &existing.name)
+        .await?
+        .ok_or_else(|| ApplicationError::NotFound {
+            name: existing.name.clone(),
+        })?;
+    Ok((ApplyAction::Configured, record))
+}
+
+/// A change of the desired state requested by a verb (stop, start, restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// Replicas to 0, remembering the count.
+    Stop,
+    /// Replicas back to the remembered count (1 if none).
+    Start,
+    /// A new generation with the same spec: every replica is replaced.
+    Restart,
+}
+
+impl Store {
+    /// Applies documents for `owner_id`, all in one transaction: either every document
+    /// is applied or none is.
+    ///
+    /// # Errors
+    /// The first document that cannot be applied, and nothing is written.
+    pub async fn apply_applications(
+        &self,
+        owner_id: &str,
+        documents: &[Application],
+        mode: ApplyMode,
+        range: PortRange,
+    ) -> Result<Vec<Applied>, ApplicationError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let mut applied = Vec::with_capacity(documents.len());
+        for doc in documents {
+            let name = &doc.metadata.name;
+            let existing = find(&mut tx, owner_id, name).await?;
+            let Some(existing) = existing else {
+                let mut doc = doc.clone();
+                doc.spec.fill_secrets_from(None).map_err(|vars| {
+                    ApplicationError::MissingSecrets {
+                        name: name.clone(),
+                        vars,
+                    }
+                })?;
+                let record = insert(&mut tx, owner_id, &doc, range).await?;
+                applied.push(Applied {
+                    action: ApplyAction::Created,
+                    record,
+                });
+                continue;
+            };
+            if mode == ApplyMode::CreateOnly {
+                return Err(ApplicationError::AlreadyExists { name: name.clone() });
+            }
+            if let Some(given) = &doc.metadata.resource_version
+                && *given != existing.resource_version.to_string()
+            {
+                return Err(ApplicationError::StaleResourceVersion {
+                    name: name.clone(),
+                    given: given.clone(),
+                    current: existing.resource_version,
+                });
+            }
+            if existing.deletion_timestamp.is_some() {
+                return Err(ApplicationError::Terminating { name: name.clone() });
+            }
+            let mut spec = doc.spec.clone();
+            spec.fill_secrets_from(Some(&existing.spec))
+                .map_err(|vars| ApplicationError::MissingSecrets {
+                    name: name.clone(),
+                    vars,
+                })?;
+            let mut annotations = user_annotations(&doc.metadata.annotations);
+            annotations.extend(
+                existing
+                    .annotations
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(SERVER_ANNOTATION_PREFIX))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            let (action, record) = update(
+                &mut tx,
+                &existing,
+                doc.metadata.labels.clone(),
+                annotations,
+                spec,
+                range,
+            )
+            .await?;
+            applied.push(Applied { action, record });
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Stops, starts or restarts an application.
+    ///
+    /// # Errors
+    /// [`ApplicationError::NotFound`], [`ApplicationError::Terminating`], or the pool
+    /// has no ports for a start.
+    pub async fn apply_verb(
+        &self,
+        owner_id: &str,
+        name: &str,
+        verb: Verb,
+        range: PortRange,
+    ) -> Result<ApplicationRecord, ApplicationError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let existing =
+            find(&mut tx, owner_id, name)
+                .await?
+                .ok_or_else(|| ApplicationError::NotFound {
+                    name: name.to_owned(),
+                })?;
+        if existing.deletion_timestamp.is_some() {
+            return Err(ApplicationError::Terminating {
+                name: name.to_owned(),
+            });
+        }
+        let mut spec = existing.spec.clone();
+        let mut annotations = existing.annotations.clone();
+        match verb {
+            Verb::Stop => {
+                if spec.replicas > 0 {
+                    annotations.insert(
+                        PREVIOUS_REPLICAS_ANNOTATION.to_owned(),
+                        spec.replicas.to_string(),
+                    );
+                }
+                spec.replicas = 0;
+            }
+            Verb::Start => {
+                if spec.replicas == 0 {
+                    spec.replicas = annotations
+                        .remove(PREVIOUS_REPLICAS_ANNOTATION)
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or(1);
+                }
+            }
+            Verb::Restart => {
+                annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), rfc3339_millis(now_ms()));
+            }
+        }
+        let (_, record) = update(
+            &mut tx,
+            &existing,
+            existing.labels.clone(),
+            annotations,
+            spec,
+            range,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Asks for deletion: the application turns Terminating and the controller removes
+    /// its containers, ports and rows. One that never had containers goes at once.
+    /// Returns whether it is already gone.
+    ///
+    /// # Errors
+    /// [`ApplicationError::NotFound`].
+    pub async fn delete_application(
+        &self,
+        owner_id: &str,
+        name: &str,
+    ) -> Result<bool, ApplicationError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let existing =
+            find(&mut tx, owner_id, name)
+                .await?
+                .ok_or_else(|| ApplicationError::NotFound {
+                    name: name.to_owned(),
+                })?;
+        let containers: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM containers WHERE application_id = $1")
+                .bind(&existing.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let gone = containers == 0;
+        if gone {
+            sqlx::query("DELETE FROM applications WHERE id = $1")
+                .bind(&existing.id)
+                .execute(&mut *tx)
+                .await?;
+        } else if existing.deletion_timestamp.is_none() {
+            let mut status = existing.status.clone();
+            status.phase = Phase::Terminating;
+            sqlx::query(
+                "UPDATE applications SET deletion_timestamp = $1, status = $2, resource_version = resource_version + 1, updated_at = $1 WHERE id = $3",
+            )
+            .bind(now_ms())
+            .bind(to_json(&status)?)
+            .bind(&existing.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// One application of an owner.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn application(
+        &self,
+        owner_id: &str,
+        name: &str,
+    ) -> Result<Option<ApplicationRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 AND a.name = $2"
+        ))
+        .bind(owner_id)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The applications of one owner, or of everyone when `owner_id` is `None`, by name.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn list_applications(
+        &self,
+        owner_id: Option<&str>,
+    ) -> Result<Vec<ApplicationRecord>, StoreError> {
+        let rows = match owner_id {
+            Some(owner) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 ORDER BY a.name"
+                ))
+                .bind(owner)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name"
+                ))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Every allocated host port, for checks of the pool.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn allocated_ports(&self) -> Result<Vec<u16>, StoreError> {
+        let ports: Vec<i64> = sqlx::query_scalar("SELECT port FROM port_allocations ORDER BY port")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(ports
+            .into_iter()
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect())
+    }
+}
+
+fn rfc3339_millis(ms: i64) -> String {
+    let base = rfc3339(ms);
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_642_914_569), "2026-11-25T21:41:54Z");
+        assert_eq!(
+            rfc3339_millis(1_795_642_914_569),
+            "2026-11-25T21:41:54.569Z"
+        );
+    }
+
+    #[test]
+    fn port_range_size_is_inclusive() {
+        assert_eq!(PortRange::default().size(), 901);
+        assert_eq!(PortRange { first: 5, last: 5 }.size(), 1);
+    }
+}
