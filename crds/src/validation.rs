@@ -176,13 +176,14 @@ impl Checker {
             if let Err(message) = check_qualified_name(k) {
                 self.error(&entry_path, format!("key {message}"));
             }
-            if let Some(v) = self.string(v, &entry_path) {
-                if is_label && !is_label_value(v) {
-                    self.error(
-                        &entry_path,
-                        "label values are at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends",
-                    );
-                }
+            if let Some(v) = self.string(v, &entry_path)
+                && is_label
+                && !is_label_value(v)
+            {
+                self.error(
+                    &entry_path,
+                    "label values are at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends",
+                );
             }
         }
     }
@@ -292,10 +293,9 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
             .get_mut("spec")
             .and_then(|s| s.get_mut("resources"))
             .and_then(|r| r.get_mut("cpu"))
+            && let Value::Number(n) = cpu
         {
-            if let Value::Number(n) = cpu {
-                *cpu = Value::String(n.to_string());
-            }
+            *cpu = Value::String(n.to_string());
         }
     }
     serde_json::from_value(normalized).map_err(|err| {
@@ -328,10 +328,9 @@ fn check_metadata(c: &mut Checker, value: &Value) {
     if let Some(name) = c
         .required(meta, "metadata", "name")
         .and_then(|v| c.string(v, "metadata.name"))
+        && let Err(err) = validate_dns1123_label(name)
     {
-        if let Err(err) = validate_dns1123_label(name) {
-            c.error("metadata.name", err.to_string());
-        }
+        c.error("metadata.name", err.to_string());
     }
     c.string_map(meta, "metadata", "labels", true);
     c.string_map(meta, "metadata", "annotations", false);
@@ -369,10 +368,9 @@ fn check_spec(c: &mut Checker, value: &Value) {
     if let Some(image) = c
         .required(spec, "spec", "image")
         .and_then(|v| c.string(v, "spec.image"))
+        && let Err(err) = ImageRef::parse(image)
     {
-        if let Err(err) = ImageRef::parse(image) {
-            c.error("spec.image", err.to_string());
-        }
+        c.error("spec.image", err.to_string());
     }
     c.string_list(spec, "spec", "command");
     c.string_list(spec, "spec", "args");
@@ -396,16 +394,16 @@ fn check_spec(c: &mut Checker, value: &Value) {
     if let Some(health) = spec.get("healthCheck").filter(|v| !v.is_null()) {
         check_health(c, health);
     }
-    if let Some(policy) = spec.get("restartPolicy").filter(|v| !v.is_null()) {
-        if !matches!(policy.as_str(), Some("Always" | "OnFailure" | "Never")) {
-            c.error(
-                "spec.restartPolicy",
-                format!(
-                    "must be Always, OnFailure or Never, got {}",
-                    describe(policy)
-                ),
-            );
-        }
+    if let Some(policy) = spec.get("restartPolicy").filter(|v| !v.is_null())
+        && !matches!(policy.as_str(), Some("Always" | "OnFailure" | "Never"))
+    {
+        c.error(
+            "spec.restartPolicy",
+            format!(
+                "must be Always, OnFailure or Never, got {}",
+                describe(policy)
+            ),
+        );
     }
 }
 
@@ -536,20 +534,17 @@ fn check_health(c: &mut Checker, value: &Value) {
         (None, None) => c.error(path, "give http: {path: /...} or tcp: {}"),
         _ => {}
     }
-    if let Some(http) = http {
-        if let Some(http) = c.object(http, "spec.healthCheck.http", &["path"]) {
-            if let Some(probe_path) = c
-                .required(http, "spec.healthCheck.http", "path")
-                .and_then(|v| c.string(v, "spec.healthCheck.http.path"))
-            {
-                if !probe_path.starts_with('/') || probe_path.contains(char::is_whitespace) {
-                    c.error(
-                        "spec.healthCheck.http.path",
-                        "must start with '/' and contain no spaces",
-                    );
-                }
-            }
-        }
+    if let Some(http) = http
+        && let Some(http) = c.object(http, "spec.healthCheck.http", &["path"])
+        && let Some(probe_path) = c
+            .required(http, "spec.healthCheck.http", "path")
+            .and_then(|v| c.string(v, "spec.healthCheck.http.path"))
+        && (!probe_path.starts_with('/') || probe_path.contains(char::is_whitespace))
+    {
+        c.error(
+            "spec.healthCheck.http.path",
+            "must start with '/' and contain no spaces",
+        );
     }
     if let Some(tcp) = tcp {
         c.object(tcp, "spec.healthCheck.tcp", &[]);
