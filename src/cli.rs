@@ -32,6 +32,89 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Sign in to a server and keep the session in ~/.config/longin (mode 0600).
+    Login(LoginArgs),
+    /// Sign out: revoke the session and forget it.
+    Logout,
+    /// Create or update applications from YAML/JSON files, directories or stdin.
+    Apply(ApplyArgs),
+    /// List applications, or show one.
+    Get(GetArgs),
+    /// Show an application's spec, status, conditions, containers and recent events.
+    Describe(NameArgs),
+    /// Delete an application and everything it runs.
+    Delete(NameArgs),
+    /// Stop an application (replicas to 0, remembering the count).
+    Stop(NameArgs),
+    /// Start a stopped application with the replica count it had.
+    Start(NameArgs),
+    /// Rolling restart of every replica.
+    Restart(NameArgs),
+}
+
+/// Settings of `login`.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The server's URL, e.g. http://127.0.0.1:3001.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: String,
+    #[arg(long)]
+    pub username: String,
+    /// Read the password from stdin (as `docker login` does) instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Settings of `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// A file, a directory of .yaml/.yml/.json files, or - for stdin; repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// Talk to this server instead of the one logged in to.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: Option<String>,
+}
+
+/// How `get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+    Wide,
+}
+
+/// Settings of `get`.
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// One application; all when omitted.
+    pub name: Option<String>,
+    /// yaml, json, or wide (more columns); a table by default.
+    #[arg(short = 'o', long)]
+    pub output: Option<OutputFormat>,
+    /// Talk to this server instead of the one logged in to.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: Option<String>,
+}
+
+/// Commands that name one application.
+#[derive(Debug, Clone, Args)]
+pub struct NameArgs {
+    pub name: String,
+    /// Talk to this server instead of the one logged in to.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: Option<String>,
+}
+
+impl Command {
+    /// Whether this command is a client of a server (rather than a server or admin task).
+    #[must_use]
+    pub fn is_client(&self) -> bool {
+        !matches!(
+            self,
+            Self::Serve(_) | Self::Api(_) | Self::Migrate(_) | Self::Admin { .. }
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,18 +5,26 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use longin::cli::{AdminCommand, Cli, Command};
+use longin::cli::{AdminCommand, Cli, Command, NameArgs};
+use longin::client::{ApiClient, commands};
 use longin::server::{self, Role, Server};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Servers log at info; client commands only print their results.
+    let default_level = if cli.command.is_client() {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("LONGIN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("LONGIN_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -51,7 +59,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Login(args) => {
+            print!(
+                "{}",
+                commands::login(&args.server, &args.username, args.password_stdin).await?
+            );
+            Ok(())
+        }
+        Command::Logout => {
+            print!("{}", commands::logout().await?);
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let mut client = ApiClient::from_saved(args.server.as_deref())?;
+            print!("{}", commands::apply(&mut client, &args.files).await?);
+            Ok(())
+        }
+        Command::Get(args) => {
+            let mut client = ApiClient::from_saved(args.server.as_deref())?;
+            print!(
+                "{}",
+                commands::get(&mut client, args.name.as_deref(), args.output).await?
+            );
+            Ok(())
+        }
+        Command::Describe(args) => named(&args, |c, n| Box::pin(commands::describe(c, n))).await,
+        Command::Delete(args) => named(&args, |c, n| Box::pin(commands::delete(c, n))).await,
+        Command::Stop(args) => named(&args, |c, n| Box::pin(commands::verb(c, n, "stop"))).await,
+        Command::Start(args) => named(&args, |c, n| Box::pin(commands::verb(c, n, "start"))).await,
+        Command::Restart(args) => {
+            named(&args, |c, n| Box::pin(commands::verb(c, n, "restart"))).await
+        }
     }
+}
+
+type CommandFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<String>> + 'a>>;
+
+/// Runs a command on one application with the saved session and prints its output.
+async fn named(
+    args: &NameArgs,
+    command: impl for<'a> FnOnce(&'a mut ApiClient, &'a str) -> CommandFuture<'a>,
+) -> anyhow::Result<()> {
+    let mut client = ApiClient::from_saved(args.server.as_deref())?;
+    print!("{}", command(&mut client, &args.name).await?);
+    Ok(())
 }
 
 async fn serve(args: &longin::cli::ServeArgs, role: Role) -> anyhow::Result<()> {

@@ -1022,3 +1022,26 @@ async fn post_creates_once_from_json() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn examples_apply_cleanly() {
+    let app = spawn_app().await;
+    let user = app.register("alice").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            let results = apply_ok(
+                &app,
+                &user.access_token,
+                &std::fs::read_to_string(&path).unwrap(),
+            )
+            .await;
+            names.push(results[0]["name"].as_str().unwrap().to_owned());
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["api", "greeter", "site"]);
+    app.stop().await;
+}

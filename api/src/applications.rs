@@ -17,7 +17,8 @@ use longin_crds::Application;
 use longin_crds::document::{SyntaxError, parse_json_documents, parse_yaml_documents, to_yaml};
 use longin_crds::validation::parse_application;
 use longin_store::applications::{
-    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, Verb,
+    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, ContainerRecord, DeploymentRecord,
+    Verb,
 };
 
 use crate::audit::RequestAudit;
@@ -34,6 +35,8 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(stop))
         .routes(routes!(start))
         .routes(routes!(restart))
+        .routes(routes!(deployments))
+        .routes(routes!(containers))
 }
 
 /// Whose applications a request is about.
@@ -546,4 +549,101 @@ async fn restart(
         &headers,
     )
     .await
+}
+
+/// A generation of an application: when and why it was rolled out.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentView {
+    generation: i64,
+    /// `create`, `apply`, `stop`, `start`, `restart`.
+    triggered_by: String,
+    image: String,
+    commit_sha: Option<String>,
+    status: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<DeploymentRecord> for DeploymentView {
+    fn from(d: DeploymentRecord) -> Self {
+        Self {
+            generation: d.generation,
+            triggered_by: d.triggered_by,
+            image: d.image,
+            commit_sha: d.commit_sha,
+            status: d.status,
+            created_at: crate::users::time_from_ms(d.created_at),
+            finished_at: d.finished_at.map(crate::users::time_from_ms),
+        }
+    }
+}
+
+/// The application's rollout history (its recent events), newest first, at most 50.
+#[utoipa::path(
+    get, path = "/api/applications/{name}/deployments", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses((status = 200, body = Vec<DeploymentView>), (status = 404, body = ErrorBody))
+)]
+async fn deployments(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+) -> Result<axum::Json<Vec<DeploymentView>>, AppError> {
+    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    let history = ctx.store.application_deployments(&record.id, 50).await?;
+    Ok(axum::Json(
+        history.into_iter().map(DeploymentView::from).collect(),
+    ))
+}
+
+/// A replica's container as the controller last observed it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ContainerView {
+    id: String,
+    docker_id: Option<String>,
+    replica: i64,
+    host_port: Option<i64>,
+    status: String,
+    restart_count: i64,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ContainerRecord> for ContainerView {
+    fn from(c: ContainerRecord) -> Self {
+        Self {
+            id: c.id,
+            docker_id: c.docker_id,
+            replica: c.replica_index,
+            host_port: c.host_port,
+            status: c.status,
+            restart_count: c.restart_count,
+            started_at: c.started_at.map(crate::users::time_from_ms),
+        }
+    }
+}
+
+/// The application's containers, by replica.
+#[utoipa::path(
+    get, path = "/api/applications/{name}/containers", tag = "applications",
+    security(("bearer" = [])),
+    params(("name" = String, Path), OwnerQuery),
+    responses((status = 200, body = Vec<ContainerView>), (status = 404, body = ErrorBody))
+)]
+async fn containers(
+    State(ctx): State<ApiContext>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    AppQuery(query): AppQuery<OwnerQuery>,
+    audit: Option<axum::Extension<RequestAudit>>,
+) -> Result<axum::Json<Vec<ContainerView>>, AppError> {
+    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    let containers = ctx.store.application_containers(&record.id).await?;
+    Ok(axum::Json(
+        containers.into_iter().map(ContainerView::from).collect(),
+    ))
 }

@@ -364,6 +364,7 @@ async fn insert(
         ..ApplicationStatus::default()
     };
     write_status(tx, &id, &status).await?;
+    record_deployment(tx, &id, 1, "create", &doc.spec.image).await?;
     find(tx, owner_id, &doc.metadata.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
@@ -393,6 +394,7 @@ async fn update(
     annotations: BTreeMap<String, String>,
     spec: ApplicationSpec,
     range: PortRange,
+    trigger: &str,
 ) -> Result<(ApplyAction, ApplicationRecord), ApplicationError> {
     let spec_changed = spec != existing.spec
         || annotations.get(RESTARTED_AT_ANNOTATION)
@@ -421,12 +423,64 @@ async fn update(
     .bind(&existing.id)
     .execute(&mut **tx)
     .await?;
+    if spec_changed {
+        record_deployment(tx, &existing.id, generation, trigger, &spec.image).await?;
+    }
     let record = find(tx, &existing.owner_id, &existing.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
             name: existing.name.clone(),
         })?;
     Ok((ApplyAction::Configured, record))
+}
+
+/// Notes a new generation in the `deployments` history.
+async fn record_deployment(
+    tx: &mut Transaction<'_, Any>,
+    app_id: &str,
+    generation: i64,
+    trigger: &str,
+    image: &str,
+) -> Result<(), ApplicationError> {
+    sqlx::query(
+        "INSERT INTO deployments (id, application_id, generation, triggered_by, image, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'Pending', $6)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(app_id)
+    .bind(generation)
+    .bind(trigger)
+    .bind(image)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One generation of an application as rolled out (its history, newest first).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub generation: i64,
+    /// `create`, `apply`, `stop`, `start`, `restart`, later `webhook`.
+    pub triggered_by: String,
+    pub commit_sha: Option<String>,
+    pub image: String,
+    pub status: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// A replica's container as last observed by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub docker_id: Option<String>,
+    pub replica_index: i64,
+    pub host_port: Option<i64>,
+    pub status: String,
+    pub restart_count: i64,
+    pub started_at: Option<i64>,
 }
 
 /// A change of the desired state requested by a verb (stop, start, restart).
@@ -510,6 +564,7 @@ impl Store {
                 annotations,
                 spec,
                 range,
+                "apply",
             )
             .await?;
             applied.push(Applied { action, record });
@@ -568,6 +623,11 @@ impl Store {
                 annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), rfc3339_millis(now_ms()));
             }
         }
+        let trigger = match verb {
+            Verb::Stop => "stop",
+            Verb::Start => "start",
+            Verb::Restart => "restart",
+        };
         let (_, record) = update(
             &mut tx,
             &existing,
@@ -575,6 +635,7 @@ impl Store {
             annotations,
             spec,
             range,
+            trigger,
         )
         .await?;
         tx.commit().await?;
@@ -672,6 +733,69 @@ impl Store {
             }
         };
         rows.iter().map(from_row).collect()
+    }
+
+    /// The application's generations, newest first.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn application_deployments(
+        &self,
+        app_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, generation, triggered_by, commit_sha, image, status, created_at, finished_at
+             FROM deployments WHERE application_id = $1 ORDER BY created_at DESC, generation DESC LIMIT $2",
+        )
+        .bind(app_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeploymentRecord {
+                    id: row.try_get("id")?,
+                    generation: row.try_get("generation")?,
+                    triggered_by: row.try_get("triggered_by")?,
+                    commit_sha: row.try_get("commit_sha")?,
+                    image: row.try_get("image")?,
+                    status: row.try_get("status")?,
+                    created_at: row.try_get("created_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The application's containers, by replica.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn application_containers(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<ContainerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, docker_id, replica_index, host_port, status, restart_count, started_at
+             FROM containers WHERE application_id = $1 ORDER BY replica_index, created_at",
+        )
+        .bind(app_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ContainerRecord {
+                    id: row.try_get("id")?,
+                    docker_id: row.try_get("docker_id")?,
+                    replica_index: row.try_get("replica_index")?,
+                    host_port: row.try_get("host_port")?,
+                    status: row.try_get("status")?,
+                    restart_count: row.try_get("restart_count")?,
+                    started_at: row.try_get("started_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Every allocated host port, for checks of the pool.

@@ -1,0 +1,144 @@
+//! The `longin` CLI's client side: talks to a Longin server over its REST API with a
+//! saved session, refreshing the access token by itself.
+
+pub mod commands;
+pub mod credentials;
+pub mod output;
+
+use anyhow::{Context as _, anyhow, bail};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+
+use credentials::Credentials;
+
+/// A signed-in connection to a server.
+#[derive(Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+}
+
+/// The HTTP client every command uses.
+///
+/// # Errors
+/// Only if the TLS-less client cannot be built.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("longin-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Turns an error answer into a readable error: the server's message, each bad field on
+/// its own line, and where a document is malformed.
+///
+/// # Errors
+/// Always, when `res` is not a success.
+pub async fn check(res: Response) -> anyhow::Result<Response> {
+    if res.status().is_success() {
+        return Ok(res);
+    }
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    let Ok(body) = serde_json::from_str::<Value>(&text) else {
+        bail!("server answered {status}: {}", text.trim());
+    };
+    let error = &body["error"];
+    let mut message = error["message"]
+        .as_str()
+        .unwrap_or("request failed")
+        .to_owned();
+    if let Some(fields) = error["fields"].as_object() {
+        for (field, why) in fields {
+            message.push_str(&format!(
+                "\n  {field}: {}",
+                why.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    Err(anyhow!(message).context(format!("server answered {status}")))
+}
+
+impl ApiClient {
+    /// The saved session, pointed at `server` when given.
+    ///
+    /// # Errors
+    /// Nobody is logged in.
+    pub fn from_saved(server: Option<&str>) -> anyhow::Result<Self> {
+        let mut credentials = credentials::load()?
+            .context("not logged in; run `longin login --server URL --username NAME`")?;
+        if let Some(server) = server {
+            credentials.server = server.trim_end_matches('/').to_owned();
+        }
+        Ok(Self {
+            http: http_client()?,
+            credentials,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.credentials.server)
+    }
+
+    /// Sends a request built by `build`, with the access token. On 401 the token is
+    /// refreshed once and the request sent again.
+    ///
+    /// # Errors
+    /// The server cannot be reached, or the session cannot be refreshed.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> anyhow::Result<Response> {
+        let url = self.url(path);
+        let http = self.http.clone();
+        let request = |token: &str| build(http.request(method.clone(), &url).bearer_auth(token));
+        let res = request(&self.credentials.access_token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.credentials.server))?;
+        if res.status() != StatusCode::UNAUTHORIZED {
+            return Ok(res);
+        }
+        self.refresh().await?;
+        request(&self.credentials.access_token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.credentials.server))
+    }
+
+    /// Trades the refresh token for a new pair and saves it.
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .post(self.url("/api/auth/refresh"))
+            .json(&serde_json::json!({"refresh_token": self.credentials.refresh_token}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.credentials.server))?;
+        if res.status() == StatusCode::UNAUTHORIZED {
+            bail!("the session has expired or was revoked; run `longin login` again");
+        }
+        let body: Value = check(res)
+            .await?
+            .json()
+            .await
+            .context("reading the refreshed session")?;
+        let (Some(access), Some(refresh)) = (
+            body["access_token"].as_str(),
+            body["refresh_token"].as_str(),
+        ) else {
+            bail!("the server's refresh answer has no tokens");
+        };
+        self.credentials.access_token = access.to_owned();
+        self.credentials.refresh_token = refresh.to_owned();
+        credentials::save(&self.credentials)
+    }
+
+    #[must_use]
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+}
