@@ -196,3 +196,67 @@ async fn openapi_document_describes_every_route() {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn nul_bytes_anywhere_are_refused_without_a_500() {
+    let app = spawn_app().await;
+    let admin = app.admin("nul-admin").await;
+    let token = Some(admin.access_token.as_str());
+    let res = app
+        .post(
+            "/api/auth/login",
+            &serde_json::json!({"username": "a\u{0}b", "password": "whatever123"}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(res).await.0, StatusCode::UNAUTHORIZED);
+    let res = app
+        .post(
+            "/api/auth/refresh",
+            &serde_json::json!({"refresh_token": "x\u{0}y"}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(res).await.0, StatusCode::UNAUTHORIZED);
+    for path in [
+        "/api/applications/a%00b",
+        "/api/applications?owner=a%00b",
+        "/api/applications/ok?owner=a%00b",
+    ] {
+        assert_eq!(
+            error_code(app.get(path, token).await).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let res = app
+        .patch(
+            "/api/admin/users/a%00b",
+            &serde_json::json!({"disabled": true}),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(error_code(res).await.0, StatusCode::NOT_FOUND);
+    for query in ["route=%00", "user_id=a%00", "application_id=%00x"] {
+        let res = app
+            .get(&format!("/api/admin/api-logs?{query}"), token)
+            .await;
+        assert_eq!(error_code(res).await.0, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // Inside documents a NUL is just an escaped character of a JSON value.
+    let doc = serde_json::json!({
+        "apiVersion": "longin.io/v1", "kind": "Application",
+        "metadata": {"name": "nul", "annotations": {"note": "a\u{0}b"}},
+        "spec": {"image": "busybox", "containerPort": 80, "env": [{"name": "X", "value": "\u{0}"}]},
+    });
+    let res = app
+        .client
+        .put(app.url("/api/applications/apply"))
+        .bearer_auth(&admin.access_token)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    app.stop().await;
+}

@@ -91,6 +91,12 @@ async fn update_user(
             }
         },
     };
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(AppError::NotFound(format!(
+            "no user with id {}",
+            id.escape_debug()
+        )));
+    }
     if patch.role.is_none() && patch.disabled.is_none() {
         errors.insert("role".to_owned(), "give role, disabled, or both".to_owned());
     }
@@ -228,6 +234,15 @@ async fn list_api_logs(
         && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()))
     {
         errors.insert("method".to_owned(), "must be an HTTP method".to_owned());
+    }
+    for (field, value) in [
+        ("route", &query.route),
+        ("user_id", &query.user_id),
+        ("application_id", &query.application_id),
+    ] {
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            errors.insert(field.to_owned(), "must not contain NUL bytes".to_owned());
+        }
     }
     let (limit, offset) = match paging.limit_offset() {
         Ok(bounds) => bounds,

@@ -57,6 +57,9 @@ async fn owner_id(
     match owner {
         None => Ok(user.id.clone()),
         Some(name) if name == user.username => Ok(user.id.clone()),
+        Some(name) if crate::auth::registration::check_username(name).is_err() => Err(
+            AppError::NotFound(format!("no user named {}", name.escape_debug())),
+        ),
         Some(_) if !user.is_admin() => Err(AppError::Forbidden(
             "only admins may act for another owner".to_owned(),
         )),
@@ -378,6 +381,12 @@ async fn find(
     name: &str,
     audit: Option<&RequestAudit>,
 ) -> Result<ApplicationRecord, AppError> {
+    if longin_crds::validate_dns1123_label(name).is_err() {
+        return Err(AppError::NotFound(format!(
+            "application {} not found",
+            name.escape_debug()
+        )));
+    }
     let owner = owner_id(ctx, user, owner).await?;
     let record = ctx
         .store

@@ -151,7 +151,8 @@ impl Store {
         };
         // Text parameters come first ($1..), then numbers, as numbered above.
         let page_sql = format!(
-            "SELECT id, method, route, status, duration_ms, user_id, application_id, created_at
+            "SELECT id, method, route, status, duration_ms, user_id, application_id, created_at,
+                    COUNT(*) OVER () AS total
              FROM api_logs {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
             next,
             next + 1
@@ -169,7 +170,13 @@ impl Store {
             count = count.bind(*number);
         }
         let rows = page.bind(limit).bind(offset).fetch_all(self.pool()).await?;
-        let total = count.fetch_one(self.pool()).await?;
+        // The total comes with the page (one snapshot); only a page past the end needs
+        // its own count.
+        let total = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            None if offset == 0 => 0,
+            None => count.fetch_one(self.pool()).await?,
+        };
         let records = rows.iter().map(from_row).collect::<Result<_, _>>()?;
         Ok((records, total))
     }

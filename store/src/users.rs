@@ -142,15 +142,23 @@ impl Store {
         offset: i64,
     ) -> Result<(Vec<UserRecord>, i64), StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+            "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
         ))
         .bind(limit)
         .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool())
-            .await?;
+        // The total comes with the page (one snapshot); only a page past the end needs
+        // its own count.
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            None if offset == 0 => 0,
+            None => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(self.pool())
+                    .await?
+            }
+        };
         let users = rows.iter().map(from_row).collect::<Result<_, _>>()?;
         Ok((users, total))
     }

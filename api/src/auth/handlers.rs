@@ -174,7 +174,12 @@ async fn login(
         }
     }
 
-    let user = ctx.store.user_by_username(&username).await?;
+    // A name that cannot be registered cannot exist (and PostgreSQL refuses NUL bytes).
+    let user = if registration::check_username(&username).is_ok() {
+        ctx.store.user_by_username(&username).await?
+    } else {
+        None
+    };
     let verified = match &user {
         Some(user) => ctx.passwords.verify(&password, &user.password_hash).await,
         None => ctx.passwords.verify_decoy(&password).await,
