@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use longin_api::ApiConfig;
 use longin_api::auth::limiter::Limit;
+use longin_controller::ControllerConfig;
 use longin_store::applications::PortRange;
 
 /// Longin: a self-hosted application platform.
@@ -208,6 +209,33 @@ pub struct ServeArgs {
     /// Host ports given to application replicas, FIRST-LAST inclusive.
     #[arg(long, env = "LONGIN_PORT_RANGE", default_value = "3100-4000", value_parser = parse_port_range)]
     pub port_range: PortRange,
+
+    /// Host address replicas' ports are published on (127.0.0.1 keeps them local,
+    /// behind a reverse proxy).
+    #[arg(long, env = "LONGIN_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: std::net::IpAddr,
+
+    /// Name of this installation: labels its containers so that several installations
+    /// can share one Docker engine without touching each other's containers.
+    #[arg(long, env = "LONGIN_INSTANCE", default_value = "longin")]
+    pub instance: String,
+
+    /// Seconds between full resyncs of every application with the engine.
+    #[arg(long, env = "LONGIN_RESYNC_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub resync_seconds: u64,
+}
+
+impl ServeArgs {
+    /// The controller settings these arguments ask for.
+    #[must_use]
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            instance: self.instance.clone(),
+            bind_address: self.bind_address.to_string(),
+            resync: Duration::from_secs(self.resync_seconds),
+            ..ControllerConfig::default()
+        }
+    }
 }
 
 /// Parses `FIRST-LAST`, both ports, FIRST ≤ LAST.

@@ -15,6 +15,7 @@ use longin_api::auth::limiter::{FailureCounter, MemoryFailureCounter, RedisFailu
 use longin_api::auth::password::PasswordHasher;
 use longin_api::auth::secret;
 use longin_api::{ApiConfig, ApiContext};
+use longin_controller::ControllerConfig;
 use longin_store::refresh_tokens::{RedisRefreshTokens, RefreshTokenStore, SqlRefreshTokens};
 use longin_store::{Store, StoreOptions};
 
@@ -36,6 +37,7 @@ pub struct Server {
     ctx: ApiContext,
     audit_writer: AuditWriter,
     role: Role,
+    controller: ControllerConfig,
 }
 
 /// Opens the store (creating the data dir) and applies pending migrations.
@@ -110,6 +112,7 @@ impl Server {
             ctx,
             audit_writer,
             role,
+            controller: args.controller_config(),
         })
     }
 
@@ -140,6 +143,7 @@ impl Server {
             ctx,
             audit_writer,
             role,
+            controller,
         } = self;
         let addr = listener.local_addr().context("reading the bound address")?;
         // Background tasks get their own token so they outlive the HTTP server's drain
@@ -166,9 +170,10 @@ impl Server {
         });
         if role == Role::All {
             tasks.spawn({
-                let (store, cancel) = (ctx.store.clone(), background.clone());
+                let (store, cancel, config) =
+                    (ctx.store.clone(), background.clone(), controller.clone());
                 async move {
-                    longin_controller::run(store, cancel).await;
+                    longin_controller::run(store, config, cancel).await;
                     "controller"
                 }
             });

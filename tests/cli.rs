@@ -18,7 +18,11 @@ fn longin(data_dir: &std::path::Path, database_url: &str) -> Command {
         .env("DATABASE_URL", database_url)
         .env_remove("REDIS_URL")
         .env_remove("LONGIN_JWT_SECRET")
-        .env("LONGIN_LOG", "warn");
+        .env("LONGIN_LOG", "warn")
+        .env(
+            "LONGIN_INSTANCE",
+            format!("longin-test-cli-{}", std::process::id()),
+        );
     cmd
 }
 

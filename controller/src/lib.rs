@@ -1,17 +1,219 @@
-//! The reconcile controller: keeps the Docker engine matching the Application resources.
+//! The reconcile controller: keeps the Docker engine matching the Application
+//! resources and reports the truth in their status.
 //!
-//! The reconcile loop itself lands with its issue. Until then the controller takes its
-//! place in the process lifecycle (started by `longin serve`, stopped with it) and does
-//! no work, so that `serve` already has the shape it will keep.
+//! Triggers (store changes, Docker events, probe verdicts, a periodic resync) only
+//! schedule work; `reconcile(app)` always reads both sides afresh, so a missed event
+//! costs latency, never correctness.
 
+pub mod labels;
+pub mod plan;
+pub mod prober;
+pub mod queue;
+pub mod reconciler;
+pub mod runtime;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters::EventsOptions;
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Runs the controller until `cancel` fires.
-pub async fn run(store: longin_store::Store, cancel: CancellationToken) {
+use longin_store::Store;
+
+use reconciler::Context;
+pub use reconciler::ControllerConfig;
+pub use runtime::DockerRuntime;
+
+/// Runs the controller until `cancel` fires: connects to Docker (retrying while it is
+/// down), then reconciles.
+pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {
+    let mut wait = Duration::from_millis(500);
+    let runtime = loop {
+        match DockerRuntime::connect(&config.instance).await {
+            Ok(runtime) => break runtime,
+            Err(err) => {
+                tracing::error!(error = %err, retry_in_s = wait.as_secs_f64(), "Docker engine unreachable; controller waiting");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    run_with(store, runtime, config, cancel).await;
+}
+
+/// Runs the controller on an engine connection until `cancel` fires.
+pub async fn run_with(
+    store: Store,
+    runtime: DockerRuntime,
+    config: ControllerConfig,
+    cancel: CancellationToken,
+) {
     tracing::info!(
         backend = store.backend().name(),
-        "controller started; no reconcile loop is built yet, so it idles"
+        resync_s = config.resync.as_secs(),
+        "controller started"
     );
-    cancel.cancelled().await;
+    let (queue, queue_rx) = queue::WorkQueue::new();
+    let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+    let prober = prober::Prober::new(probe_tx);
+    let ctx = Context::new(
+        store.clone(),
+        runtime.clone(),
+        prober.clone(),
+        config.clone(),
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(prober.run(cancel.clone()));
+    tasks.spawn(watch_store(
+        store.changes().subscribe(),
+        queue.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(watch_probes(probe_rx, queue.clone(), cancel.clone()));
+    tasks.spawn(watch_docker(runtime.clone(), queue.clone(), cancel.clone()));
+    tasks.spawn(resync(
+        store.clone(),
+        runtime.clone(),
+        queue.clone(),
+        config.resync,
+        cancel.clone(),
+    ));
+
+    queue::run(
+        queue_rx,
+        config.concurrency,
+        move |app: String| reconciler::reconcile(app, ctx.clone()),
+        cancel.clone(),
+    )
+    .await;
+    while tasks.join_next().await.is_some() {}
     tracing::info!("controller stopped");
+}
+
+async fn watch_store(
+    mut changes: broadcast::Receiver<String>,
+    queue: queue::WorkQueue,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            change = changes.recv() => match change {
+                Ok(app) => queue.schedule(&app, Duration::ZERO),
+                // Fell behind: the periodic resync covers what was missed.
+                Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "store change feed lagged"),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+async fn watch_probes(
+    mut verdicts: mpsc::UnboundedReceiver<String>,
+    queue: queue::WorkQueue,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            Some(app) = verdicts.recv() => queue.schedule(&app, Duration::ZERO),
+            else => return,
+        }
+    }
+}
+
+/// Follows the engine's container events for managed containers; reconnects with
+/// backoff when the stream breaks and then resyncs, since events may have been missed.
+async fn watch_docker(runtime: DockerRuntime, queue: queue::WorkQueue, cancel: CancellationToken) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("label".to_owned(), runtime.managed_filter()),
+        ]);
+        let mut events = runtime.docker().events(Some(EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        wait = Duration::from_millis(500);
+                        let action = event.action.unwrap_or_default();
+                        if !matches!(action.as_str(), "die" | "start" | "destroy" | "stop" | "kill" | "oom") && !action.starts_with("health_status") {
+                            continue;
+                        }
+                        metrics::counter!("longin_docker_events_total").increment(1);
+                        if let Some(app) = event.actor.and_then(|a| a.attributes).and_then(|a| a.get(labels::APP_UID).cloned()) {
+                            queue.schedule(&app, Duration::ZERO);
+                        }
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "Docker event stream failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("Docker event stream ended; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+        // Whatever happened while the stream was down is picked up by a full pass.
+        schedule_everything(&runtime, None, &queue).await;
+    }
+}
+
+/// Schedules every application the store knows and every app uid Docker has managed
+/// containers for (so orphans get cleaned up).
+async fn schedule_everything(
+    runtime: &DockerRuntime,
+    store: Option<&Store>,
+    queue: &queue::WorkQueue,
+) {
+    if let Some(store) = store {
+        match store.application_ids().await {
+            Ok(ids) => ids.iter().for_each(|id| queue.schedule(id, Duration::ZERO)),
+            Err(err) => tracing::warn!(error = %err, "resync could not list applications"),
+        }
+    }
+    match runtime.managed_containers().await {
+        Ok(containers) => containers
+            .iter()
+            .for_each(|(app, _)| queue.schedule(app, Duration::ZERO)),
+        Err(err) => tracing::warn!(error = %err, "resync could not list containers"),
+    }
+}
+
+async fn resync(
+    store: Store,
+    runtime: DockerRuntime,
+    queue: queue::WorkQueue,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                metrics::gauge!("longin_controller_last_resync_timestamp_seconds").set(longin_store::now_ms() as f64 / 1000.0);
+                schedule_everything(&runtime, Some(&store), &queue).await;
+            }
+        }
+    }
 }

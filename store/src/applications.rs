@@ -16,6 +16,7 @@ use longin_crds::application::{
 };
 use longin_crds::{API_VERSION, Application};
 
+use crate::time::rfc3339;
 use crate::{Store, StoreError, now_ms};
 
 /// Annotations under this prefix belong to the server: kept across applies.
@@ -61,33 +62,6 @@ pub struct ApplicationRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub deletion_timestamp: Option<i64>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 impl ApplicationRecord {
@@ -165,10 +139,10 @@ fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
-const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
+pub(crate) const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
     a.generation, a.resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
 
-fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
     let json =
         |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     Ok(ApplicationRecord {
@@ -189,7 +163,7 @@ fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
     })
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| corrupt("serialising", &e))
 }
 
@@ -250,6 +224,24 @@ async fn allocations(
         .collect()
 }
 
+/// Releases the ports of replicas at or beyond `replicas`, except those a container
+/// still holds (the controller calls this again once it removed them).
+pub(crate) async fn release_ports_beyond(
+    conn: &mut sqlx::AnyConnection,
+    app_id: &str,
+    replicas: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM port_allocations WHERE application_id = $1 AND replica_index >= $2
+         AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
+    )
+    .bind(app_id)
+    .bind(replicas)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Gives replica indices `wanted` of the application ports from the pool.
 async fn allocate(
     tx: &mut Transaction<'_, Any>,
@@ -308,14 +300,7 @@ async fn fit_ports(
         .filter(|i| !held.iter().any(|(r, _)| r == i))
         .collect();
     allocate(tx, app_id, &missing, range).await?;
-    sqlx::query(
-        "DELETE FROM port_allocations WHERE application_id = $1 AND replica_index >= $2
-         AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
-    )
-    .bind(app_id)
-    .bind(replicas)
-    .execute(&mut **tx)
-    .await?;
+    release_ports_beyond(tx, app_id, replicas).await?;
     Ok(allocations(tx, app_id)
         .await?
         .into_iter()
@@ -570,6 +555,12 @@ impl Store {
             applied.push(Applied { action, record });
         }
         tx.commit().await?;
+        for a in applied
+            .iter()
+            .filter(|a| a.action != ApplyAction::Unchanged)
+        {
+            self.changes().publish(&a.record.id);
+        }
         Ok(applied)
     }
 
@@ -639,6 +630,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.changes().publish(&record.id);
         Ok(record)
     }
 
@@ -685,6 +677,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.changes().publish(&existing.id);
         Ok(gone)
     }
 

@@ -9,6 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::StoreError;
+use crate::changes::ChangeFeed;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -80,6 +81,7 @@ impl StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    changes: ChangeFeed,
 }
 
 impl Store {
@@ -117,7 +119,11 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            changes: ChangeFeed::new(),
+        })
     }
 
     /// Applies the embedded migrations of this backend that have not run yet.
@@ -145,6 +151,12 @@ impl Store {
     #[must_use]
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Application changes written through this handle (and its clones).
+    #[must_use]
+    pub fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

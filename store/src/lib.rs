@@ -8,10 +8,12 @@
 
 pub mod api_logs;
 pub mod applications;
+pub mod changes;
 mod db;
 mod error;
 pub mod refresh_tokens;
-mod time;
+pub mod status;
+pub mod time;
 pub mod users;
 
 pub use db::{Backend, Store, StoreOptions};

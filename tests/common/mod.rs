@@ -27,6 +27,8 @@ pub struct TestApp {
     pub database_url: String,
     pub redis_url: Option<String>,
     pub data_dir: tempfile::TempDir,
+    /// The controller's instance label: `io.longin.instance=<instance>`.
+    pub instance: String,
     cancel: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -75,17 +77,39 @@ pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
     }
 }
 
+/// Starts the API alone (`longin api`): for tests of the API that need no engine.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server whose API settings `configure` may adjust.
+/// Starts the API alone, with settings `configure` may adjust.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
+    spawn(configure, Role::ApiOnly).await
+}
+
+/// Starts API and controller (`longin serve`) on the real Docker engine, as a
+/// separate instance (its own container label) with its own 40-port range, so tests
+/// running in parallel never touch each other's containers or ports.
+pub async fn spawn_platform() -> TestApp {
+    spawn(|_| {}, Role::All).await
+}
+
+async fn spawn(configure: impl FnOnce(&mut ApiConfig), role: Role) -> TestApp {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let database_url = fresh_database_url(data_dir.path()).await;
     let redis_url = std::env::var("LONGIN_TEST_REDIS_URL").ok();
     let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+    let instance = format!(
+        "longin-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    // A random block of 40 ports in 20000-29999 for this test's replicas.
+    let block: u16 = 20_000
+        + 40 * (u16::from_le_bytes([
+            uuid::Uuid::new_v4().as_bytes()[0],
+            uuid::Uuid::new_v4().as_bytes()[1],
+        ]) % 250);
     let args = ServeArgs {
         store: StoreArgs {
             data_dir: data_dir.path().to_owned(),
@@ -99,12 +123,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
         api_log_retention_days: 30,
         login_max_failures_per_account: 10,
         login_max_failures_per_client: 50,
-        port_range: longin_store::applications::PortRange::default(),
+        // API-only servers start no containers: the default pool is safe to share.
+        port_range: if role == Role::All {
+            longin_store::applications::PortRange {
+                first: block,
+                last: block + 39,
+            }
+        } else {
+            longin_store::applications::PortRange::default()
+        },
+        bind_address: "127.0.0.1".parse().expect("ip"),
+        instance: instance.clone(),
+        resync_seconds: 5,
     };
     let mut config = args.api_config();
     config.audit_flush_interval = Duration::from_millis(50);
     configure(&mut config);
-    let server = Server::build(&args, config, Role::All)
+    let server = Server::build(&args, config, role)
         .await
         .expect("build server");
     let addr = server.local_addr().expect("addr");
@@ -120,6 +155,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
         database_url,
         redis_url,
         data_dir,
+        instance,
         cancel,
         server: Some(handle),
     }
@@ -136,11 +172,13 @@ impl TestApp {
     }
 
     /// Stops the server gracefully; the data dir lives on as long as the returned guard.
+    /// Containers this instance left behind are removed.
     pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         self.cancel.cancel();
         if let Some(handle) = self.server.take() {
             handle.await.expect("join").expect("server ended cleanly");
         }
+        remove_instance_containers(&self.instance);
         self.data_dir
     }
 
@@ -250,4 +288,53 @@ pub async fn error_code(res: reqwest::Response) -> (StatusCode, Value) {
     assert!(body["error"]["code"].is_string(), "error shape: {body}");
     assert!(body["error"]["message"].is_string(), "error shape: {body}");
     (status, body)
+}
+
+/// `docker rm -f` of every container of a test instance.
+pub fn remove_instance_containers(instance: &str) {
+    let ids = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=io.longin.instance={instance}"),
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        docker(&args);
+    }
+}
+
+/// Runs the docker CLI; returns stdout. Panics when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

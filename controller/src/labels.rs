@@ -1,0 +1,119 @@
+//! How Longin marks its containers: labels carry everything needed to adopt a container
+//! after a crash (which app, which replica, which spec, which port), so actual state is
+//! always read back from Docker, never assumed from the database.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use longin_crds::application::{ApplicationSpec, RESTARTED_AT_ANNOTATION};
+
+pub const MANAGED_BY: &str = "io.longin.managed-by";
+pub const MANAGED_BY_VALUE: &str = "longin";
+/// Which Longin installation owns the container: a controller only ever looks at its
+/// own instance's containers, so two installations (or parallel tests) on one engine
+/// never take each other's containers for orphans.
+pub const INSTANCE: &str = "io.longin.instance";
+pub const APP_UID: &str = "io.longin.app-uid";
+pub const APP_NAME: &str = "io.longin.app-name";
+pub const OWNER: &str = "io.longin.owner";
+pub const SPEC_HASH: &str = "io.longin.spec-hash";
+pub const REPLICA: &str = "io.longin.replica";
+pub const HOST_PORT: &str = "io.longin.host-port";
+pub const GENERATION: &str = "io.longin.generation";
+
+/// A short hash of everything in the spec that shapes a container (not the replica
+/// count, not the host port): a container whose label differs is out of date.
+#[must_use]
+pub fn spec_hash(
+    spec: &ApplicationSpec,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut template = spec.clone();
+    template.replicas = 0;
+    let restarted_at = annotations
+        .get(RESTARTED_AT_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let canonical = serde_json::to_string(&(&template, restarted_at)).unwrap_or_default();
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who a replica's container is: everything its labels record.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaIdentity<'a> {
+    pub instance: &'a str,
+    pub app_uid: &'a str,
+    pub app_name: &'a str,
+    pub owner: &'a str,
+    pub spec_hash: &'a str,
+    pub replica: u32,
+    pub host_port: u16,
+    pub generation: i64,
+}
+
+/// The labels of one replica's container.
+#[must_use]
+pub fn container_labels(who: &ReplicaIdentity<'_>) -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (INSTANCE.to_owned(), who.instance.to_owned()),
+        (APP_UID.to_owned(), who.app_uid.to_owned()),
+        (APP_NAME.to_owned(), who.app_name.to_owned()),
+        (OWNER.to_owned(), who.owner.to_owned()),
+        (SPEC_HASH.to_owned(), who.spec_hash.to_owned()),
+        (REPLICA.to_owned(), who.replica.to_string()),
+        (HOST_PORT.to_owned(), who.host_port.to_string()),
+        (GENERATION.to_owned(), who.generation.to_string()),
+    ])
+}
+
+/// A container name that is unique, readable in `docker ps`, and says what it runs.
+#[must_use]
+pub fn container_name(app_name: &str, app_uid: &str, replica: u32, spec_hash: &str) -> String {
+    let uid: String = app_uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("longin-{app_name}-{uid}-r{replica}-{spec_hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn spec() -> ApplicationSpec {
+        longin_crds::validation::parse_application(&serde_json::json!({
+            "apiVersion": "longin.io/v1", "kind": "Application",
+            "metadata": {"name": "web"},
+            "spec": {"image": "busybox", "containerPort": 80, "replicas": 2},
+        }))
+        .expect("valid")
+        .spec
+    }
+
+    #[test]
+    fn hash_ignores_replicas_but_not_the_template_or_restarts() {
+        let base = spec_hash(&spec(), &BTreeMap::new());
+        let mut scaled = spec();
+        scaled.replicas = 7;
+        assert_eq!(spec_hash(&scaled, &BTreeMap::new()), base);
+        let mut other_image = spec();
+        other_image.image = "busybox:2".to_owned();
+        assert_ne!(spec_hash(&other_image, &BTreeMap::new()), base);
+        let restarted = BTreeMap::from([(RESTARTED_AT_ANNOTATION.to_owned(), "now".to_owned())]);
+        assert_ne!(spec_hash(&spec(), &restarted), base);
+        assert_eq!(base.len(), 12);
+    }
+
+    #[test]
+    fn names_are_readable_and_distinct_per_replica() {
+        let a = container_name("web", "0f1e2d3c-aaaa-bbbb", 0, "abc");
+        assert_eq!(a, "longin-web-0f1e2d3c-r0-abc");
+        assert_ne!(a, container_name("web", "0f1e2d3c-aaaa-bbbb", 1, "abc"));
+    }
+}

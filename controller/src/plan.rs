@@ -1,0 +1,742 @@
+//! What to do about one application: the pure core of reconcile. It compares the
+//! desired replicas with the containers Docker reports and returns the steps that close
+//! the gap, and the status that describes what it saw. No I/O, so every rule is
+//! unit-tested.
+
+use std::collections::BTreeMap;
+
+use longin_crds::application::{ApplicationStatus, Condition, Phase, RestartPolicy};
+
+/// What state a container is in, as far as reconcile cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    /// Created but never started, or paused/restarting: transient.
+    Starting,
+    Exited {
+        code: i64,
+    },
+    /// Being removed, dead: gone for our purposes.
+    Gone,
+}
+
+/// A managed container as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub replica: u32,
+    pub spec_hash: String,
+    pub host_port: u16,
+    pub state: RunState,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// Probe verdict of a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Health {
+    /// Not probed successfully yet.
+    #[default]
+    Unknown,
+    Ready,
+    /// `failureThreshold` consecutive failures: restart it.
+    Unhealthy,
+}
+
+/// What the user wants, reduced to what planning needs.
+#[derive(Debug, Clone)]
+pub struct Desired<'a> {
+    pub replicas: u32,
+    pub spec_hash: &'a str,
+    /// Host port of each replica, in replica order.
+    pub host_ports: &'a [u16],
+    pub restart_policy: RestartPolicy,
+    pub has_health_check: bool,
+    pub deleting: bool,
+    /// Restarts are held back (CrashLoopBackOff or Failed).
+    pub restarts_allowed: bool,
+}
+
+/// One action on the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create and start replica `replica` on `host_port`.
+    Create { replica: u32, host_port: u16 },
+    /// Start an exited container again (its restart policy asks for it).
+    Restart { id: String, replica: u32 },
+    /// Stop (SIGTERM, grace, SIGKILL) and remove.
+    Remove { id: String },
+}
+
+/// Whether an exited container should be started again.
+fn wants_restart(policy: RestartPolicy, code: i64) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => code != 0,
+        RestartPolicy::Never => false,
+    }
+}
+
+/// The steps that make `observed` match `desired`.
+///
+/// Replicas are replaced in place: an out-of-date container is removed before its
+/// successor is created on the same host port.
+#[must_use]
+pub fn plan(
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    health: &dyn Fn(&str) -> Health,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if desired.deleting {
+        steps.extend(observed.iter().map(|c| Step::Remove { id: c.id.clone() }));
+        return steps;
+    }
+    let live = |c: &&Observed| c.state != RunState::Gone;
+    for replica in 0..desired.replicas {
+        let Some(&host_port) = desired.host_ports.get(replica as usize) else {
+            continue; // no port yet: the API allocates it; nothing to run on
+        };
+        let mut mine: Vec<&Observed> = observed
+            .iter()
+            .filter(live)
+            .filter(|c| c.replica == replica)
+            .collect();
+        // Newest first: after a crash there may be two; keep one.
+        mine.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        let current = mine
+            .iter()
+            .position(|c| c.spec_hash == desired.spec_hash && c.host_port == host_port);
+        for (i, c) in mine.iter().enumerate() {
+            if Some(i) != current {
+                steps.push(Step::Remove { id: c.id.clone() });
+            }
+        }
+        match current.map(|i| mine[i]) {
+            None => steps.push(Step::Create { replica, host_port }),
+            Some(c) => match c.state {
+                RunState::Exited { code }
+                    if wants_restart(desired.restart_policy, code) && desired.restarts_allowed =>
+                {
+                    steps.push(Step::Restart {
+                        id: c.id.clone(),
+                        replica,
+                    });
+                }
+                RunState::Running
+                    if desired.has_health_check
+                        && health(&c.id) == Health::Unhealthy
+                        && desired.restarts_allowed =>
+                {
+                    steps.push(Step::Restart {
+                        id: c.id.clone(),
+                        replica,
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+    steps.extend(
+        observed
+            .iter()
+            .filter(live)
+            .filter(|c| c.replica >= desired.replicas)
+            .map(|c| Step::Remove { id: c.id.clone() }),
+    );
+    steps
+}
+
+/// Counts of what was observed, for status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Live containers of wanted replicas.
+    pub replicas: u32,
+    pub ready: u32,
+    /// Live containers of wanted replicas at the current spec.
+    pub updated: u32,
+}
+
+/// Counts the containers of wanted replicas.
+#[must_use]
+pub fn count(
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    health: &dyn Fn(&str) -> Health,
+) -> Counts {
+    let mut counts = Counts::default();
+    for replica in 0..desired.replicas {
+        let mine: Vec<&Observed> = observed
+            .iter()
+            .filter(|c| {
+                c.replica == replica && matches!(c.state, RunState::Running | RunState::Starting)
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        counts.replicas += 1;
+        let up_to_date = mine.iter().find(|c| c.spec_hash == desired.spec_hash);
+        if let Some(c) = up_to_date {
+            counts.updated += 1;
+            let ready = c.state == RunState::Running
+                && (!desired.has_health_check || health(&c.id) == Health::Ready);
+            if ready {
+                counts.ready += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// What the controller knows beyond the containers when it writes status.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub generation: i64,
+    /// The image could not be pulled: the engine's message.
+    pub pull_error: Option<String>,
+    /// Restarts exhausted (CrashLoopBackOff gave up): why.
+    pub failed: Option<String>,
+    /// Waiting before the next restart of a crashing replica.
+    pub backing_off: Option<String>,
+    /// RFC 3339 now, for condition transition times.
+    pub now: String,
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    facts: &Facts,
+    previous: &ApplicationStatus,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    // The transition time moves only when the status flips.
+    let last_transition_time = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| facts.now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        last_transition_time,
+        observed_generation: facts.generation,
+    }
+}
+
+/// The status that describes what was observed.
+#[must_use]
+pub fn status(
+    desired: &Desired<'_>,
+    counts: Counts,
+    facts: &Facts,
+    previous: &ApplicationStatus,
+) -> ApplicationStatus {
+    let want = desired.replicas;
+    let settled = counts.updated == want && counts.replicas == want;
+    let phase = if desired.deleting {
+        Phase::Terminating
+    } else if facts.failed.is_some() {
+        Phase::Failed
+    } else if want == 0 {
+        if counts.replicas == 0 {
+            Phase::Stopped
+        } else {
+            Phase::Deploying
+        }
+    } else if counts.ready == want && settled {
+        Phase::Running
+    } else if !settled {
+        Phase::Deploying
+    } else if counts.ready == 0 {
+        Phase::Pending
+    } else {
+        Phase::Degraded
+    };
+    let mut conditions = vec![
+        condition(
+            "Ready",
+            counts.ready == want,
+            if counts.ready == want {
+                "AllReplicasReady"
+            } else {
+                "ReplicasNotReady"
+            },
+            format!("{}/{} replicas ready", counts.ready, want),
+            facts,
+            previous,
+        ),
+        condition(
+            "Available",
+            want == 0 || counts.ready > 0,
+            if want == 0 || counts.ready > 0 {
+                "MinimumReplicasAvailable"
+            } else {
+                "NoReplicasAvailable"
+            },
+            String::new(),
+            facts,
+            previous,
+        ),
+        condition(
+            "Progressing",
+            facts.failed.is_none(),
+            match (&facts.failed, settled) {
+                (Some(_), _) => "RestartLimitExceeded",
+                (None, true) => "ReplicasUpToDate",
+                (None, false) => "RollingOut",
+            },
+            facts.failed.clone().unwrap_or_default(),
+            facts,
+            previous,
+        ),
+    ];
+    if let Some(error) = &facts.pull_error {
+        conditions.push(condition(
+            "ImagePulled",
+            false,
+            "PullFailed",
+            error.clone(),
+            facts,
+            previous,
+        ));
+    } else if counts.replicas > 0 {
+        conditions.push(condition(
+            "ImagePulled",
+            true,
+            "Pulled",
+            String::new(),
+            facts,
+            previous,
+        ));
+    }
+    let message = facts
+        .failed
+        .clone()
+        .or_else(|| {
+            facts
+                .pull_error
+                .as_ref()
+                .map(|e| format!("image pull failed: {e}"))
+        })
+        .or_else(|| facts.backing_off.clone());
+    ApplicationStatus {
+        phase,
+        observed_generation: facts.generation,
+        replicas: counts.replicas,
+        ready_replicas: counts.ready,
+        updated_replicas: counts.updated,
+        host_ports: desired
+            .host_ports
+            .iter()
+            .copied()
+            .take(want as usize)
+            .collect(),
+        conditions,
+        message,
+    }
+}
+
+/// Per-key restart bookkeeping for CrashLoopBackOff: 10 s doubling to 5 min, reset after
+/// 10 min of running, and a limit of restarts within a window before giving up.
+#[derive(Debug, Clone, Default)]
+pub struct CrashLoop {
+    /// Unix seconds of recent restarts.
+    restarts: Vec<i64>,
+    /// Not before this Unix second.
+    next_allowed: i64,
+}
+
+pub const BACKOFF_START_SECS: i64 = 10;
+pub const BACKOFF_CAP_SECS: i64 = 300;
+pub const HEALTHY_RESET_SECS: i64 = 600;
+
+/// Restart limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartLimit {
+    pub max_restarts: usize,
+    pub window_secs: i64,
+}
+
+impl Default for RestartLimit {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            window_secs: 600,
+        }
+    }
+}
+
+impl CrashLoop {
+    /// Seconds to wait before the next restart may happen, 0 if it may now.
+    #[must_use]
+    pub fn wait(&self, now: i64) -> i64 {
+        (self.next_allowed - now).max(0)
+    }
+
+    /// Whether the restarts in the window have reached the limit.
+    #[must_use]
+    pub fn exhausted(&self, now: i64, limit: RestartLimit) -> bool {
+        self.restarts
+            .iter()
+            .filter(|t| now - **t < limit.window_secs)
+            .count()
+            >= limit.max_restarts
+    }
+
+    /// Records a restart now and sets the delay before the next one.
+    pub fn record_restart(&mut self, now: i64) {
+        if self
+            .restarts
+            .last()
+            .is_some_and(|last| now - last > HEALTHY_RESET_SECS)
+        {
+            self.restarts.clear();
+        }
+        self.restarts.push(now);
+        let doublings = u32::try_from(self.restarts.len().saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(10);
+        self.next_allowed = now + (BACKOFF_START_SECS << doublings).min(BACKOFF_CAP_SECS);
+    }
+
+    /// How many restarts are remembered.
+    #[must_use]
+    pub fn restart_count(&self) -> usize {
+        self.restarts.len()
+    }
+}
+
+/// Group containers by the app uid label; the map's keys are the apps Docker knows of.
+#[must_use]
+pub fn by_app(containers: Vec<(String, Observed)>) -> BTreeMap<String, Vec<Observed>> {
+    let mut map: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+    for (app, c) in containers {
+        map.entry(app).or_default().push(c);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(replicas: u32, ports: &'static [u16]) -> Desired<'static> {
+        Desired {
+            replicas,
+            spec_hash: "h1",
+            host_ports: ports,
+            restart_policy: RestartPolicy::Always,
+            has_health_check: false,
+            deleting: false,
+            restarts_allowed: true,
+        }
+    }
+
+    fn c(id: &str, replica: u32, hash: &str, port: u16, state: RunState) -> Observed {
+        Observed {
+            id: id.into(),
+            replica,
+            spec_hash: hash.into(),
+            host_port: port,
+            state,
+            created: 0,
+        }
+    }
+
+    fn unknown(_: &str) -> Health {
+        Health::Unknown
+    }
+
+    #[test]
+    fn creates_missing_replicas_on_their_ports() {
+        let steps = plan(&desired(2, &[3100, 3101]), &[], &unknown);
+        assert_eq!(
+            steps,
+            [
+                Step::Create {
+                    replica: 0,
+                    host_port: 3100
+                },
+                Step::Create {
+                    replica: 1,
+                    host_port: 3101
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn matching_running_containers_need_nothing() {
+        let observed = [
+            c("a", 0, "h1", 3100, RunState::Running),
+            c("b", 1, "h1", 3101, RunState::Running),
+        ];
+        assert_eq!(plan(&desired(2, &[3100, 3101]), &observed, &unknown), []);
+    }
+
+    #[test]
+    fn scale_down_removes_higher_replicas() {
+        let observed = [
+            c("a", 0, "h1", 3100, RunState::Running),
+            c("b", 1, "h1", 3101, RunState::Running),
+        ];
+        assert_eq!(
+            plan(&desired(1, &[3100]), &observed, &unknown),
+            [Step::Remove { id: "b".into() }]
+        );
+    }
+
+    #[test]
+    fn out_of_date_container_is_replaced() {
+        let observed = [c("old", 0, "h0", 3100, RunState::Running)];
+        assert_eq!(
+            plan(&desired(1, &[3100]), &observed, &unknown),
+            [
+                Step::Remove { id: "old".into() },
+                Step::Create {
+                    replica: 0,
+                    host_port: 3100
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_replica_keeps_the_newest() {
+        let mut older = c("older", 0, "h1", 3100, RunState::Running);
+        older.created = 1;
+        let mut newer = c("newer", 0, "h1", 3100, RunState::Running);
+        newer.created = 2;
+        assert_eq!(
+            plan(&desired(1, &[3100]), &[older, newer], &unknown),
+            [Step::Remove { id: "older".into() }]
+        );
+    }
+
+    #[test]
+    fn exited_containers_follow_the_restart_policy() {
+        let crashed = [c("a", 0, "h1", 3100, RunState::Exited { code: 1 })];
+        let done = [c("a", 0, "h1", 3100, RunState::Exited { code: 0 })];
+        let restart = [Step::Restart {
+            id: "a".into(),
+            replica: 0,
+        }];
+        let mut d = desired(1, &[3100]);
+        assert_eq!(
+            plan(&d, &done, &unknown),
+            restart,
+            "Always restarts even a clean exit"
+        );
+        d.restart_policy = RestartPolicy::OnFailure;
+        assert_eq!(plan(&d, &crashed, &unknown), restart);
+        assert_eq!(plan(&d, &done, &unknown), []);
+        d.restart_policy = RestartPolicy::Never;
+        assert_eq!(plan(&d, &crashed, &unknown), []);
+        d.restart_policy = RestartPolicy::Always;
+        d.restarts_allowed = false;
+        assert_eq!(
+            plan(&d, &crashed, &unknown),
+            [],
+            "held back by CrashLoopBackOff"
+        );
+    }
+
+    #[test]
+    fn unhealthy_container_is_restarted() {
+        let mut d = desired(1, &[3100]);
+        d.has_health_check = true;
+        let observed = [c("a", 0, "h1", 3100, RunState::Running)];
+        assert_eq!(
+            plan(&d, &observed, &|_| Health::Unhealthy),
+            [Step::Restart {
+                id: "a".into(),
+                replica: 0
+            }]
+        );
+        assert_eq!(plan(&d, &observed, &|_| Health::Ready), []);
+    }
+
+    #[test]
+    fn deleting_removes_everything() {
+        let mut d = desired(2, &[3100, 3101]);
+        d.deleting = true;
+        let observed = [
+            c("a", 0, "h1", 3100, RunState::Running),
+            c("b", 7, "h0", 1, RunState::Exited { code: 0 }),
+        ];
+        assert_eq!(
+            plan(&d, &observed, &unknown),
+            [
+                Step::Remove { id: "a".into() },
+                Step::Remove { id: "b".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn status_phases() {
+        let facts = Facts {
+            generation: 3,
+            now: "t".into(),
+            ..Facts::default()
+        };
+        let prev = ApplicationStatus::default();
+        let d = desired(2, &[3100, 3101]);
+        let s = status(
+            &d,
+            Counts {
+                replicas: 2,
+                ready: 2,
+                updated: 2,
+            },
+            &facts,
+            &prev,
+        );
+        assert_eq!(
+            (s.phase, s.observed_generation, s.ready_replicas),
+            (Phase::Running, 3, 2)
+        );
+        assert_eq!(s.conditions[0].reason, "AllReplicasReady");
+        assert_eq!(
+            status(
+                &d,
+                Counts {
+                    replicas: 2,
+                    ready: 1,
+                    updated: 2
+                },
+                &facts,
+                &prev
+            )
+            .phase,
+            Phase::Degraded
+        );
+        assert_eq!(
+            status(
+                &d,
+                Counts {
+                    replicas: 1,
+                    ready: 1,
+                    updated: 1
+                },
+                &facts,
+                &prev
+            )
+            .phase,
+            Phase::Deploying
+        );
+        assert_eq!(
+            status(
+                &d,
+                Counts {
+                    replicas: 2,
+                    ready: 0,
+                    updated: 2
+                },
+                &facts,
+                &prev
+            )
+            .phase,
+            Phase::Pending
+        );
+        assert_eq!(
+            status(&desired(0, &[]), Counts::default(), &facts, &prev).phase,
+            Phase::Stopped
+        );
+        let failed = Facts {
+            failed: Some("crashed 5 times".into()),
+            ..facts.clone()
+        };
+        assert_eq!(
+            status(&d, Counts::default(), &failed, &prev).phase,
+            Phase::Failed
+        );
+        let pull = Facts {
+            pull_error: Some("not found".into()),
+            ..facts
+        };
+        let s = status(&d, Counts::default(), &pull, &prev);
+        assert!(
+            s.conditions.iter().any(|c| c.type_ == "ImagePulled"
+                && c.status == "False"
+                && c.message == "not found")
+        );
+    }
+
+    #[test]
+    fn condition_transition_time_moves_only_on_flips() {
+        let d = desired(1, &[3100]);
+        let first = status(
+            &d,
+            Counts {
+                replicas: 1,
+                ready: 1,
+                updated: 1,
+            },
+            &Facts {
+                now: "t1".into(),
+                ..Facts::default()
+            },
+            &ApplicationStatus::default(),
+        );
+        let same = status(
+            &d,
+            Counts {
+                replicas: 1,
+                ready: 1,
+                updated: 1,
+            },
+            &Facts {
+                now: "t2".into(),
+                ..Facts::default()
+            },
+            &first,
+        );
+        assert_eq!(same.conditions[0].last_transition_time, "t1");
+        let flipped = status(
+            &d,
+            Counts {
+                replicas: 1,
+                ready: 0,
+                updated: 1,
+            },
+            &Facts {
+                now: "t3".into(),
+                ..Facts::default()
+            },
+            &same,
+        );
+        assert_eq!(flipped.conditions[0].last_transition_time, "t3");
+    }
+
+    #[test]
+    fn crash_loop_backs_off_doubling_to_the_cap_and_gives_up_at_the_limit() {
+        let mut cl = CrashLoop::default();
+        let limit = RestartLimit::default();
+        let mut now = 1_000;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            cl.record_restart(now);
+            waits.push(cl.wait(now));
+            now += 1;
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert!(cl.exhausted(now, limit));
+        assert!(!CrashLoop::default().exhausted(now, limit));
+    }
+
+    #[test]
+    fn crash_loop_resets_after_ten_healthy_minutes() {
+        let mut cl = CrashLoop::default();
+        cl.record_restart(0);
+        cl.record_restart(10);
+        cl.record_restart(10 + HEALTHY_RESET_SECS + 1);
+        assert_eq!(cl.restart_count(), 1);
+        assert_eq!(cl.wait(10 + HEALTHY_RESET_SECS + 1), BACKOFF_START_SECS);
+    }
+}

@@ -1,0 +1,378 @@
+//! `reconcile(app)`: read the desired state from the store and the actual state from
+//! Docker, act on the difference, write the status. Level-triggered and idempotent:
+//! running it twice in a row does nothing the second time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use longin_crds::application::ApplicationSpec;
+use longin_crds::quantity::{parse_cpu, parse_memory};
+use longin_store::Store;
+use longin_store::applications::ApplicationRecord;
+use longin_store::status::ObservedContainer;
+use tracing::Instrument;
+
+use crate::labels;
+use crate::plan::{self, CrashLoop, Desired, Facts, Observed, RestartLimit, RunState, Step};
+use crate::prober::{Prober, Target};
+use crate::runtime::{ContainerPlan, DockerRuntime, RuntimeError};
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] longin_store::StoreError),
+    #[error("stored spec is invalid: {0}")]
+    Spec(String),
+}
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Which installation this is (labels its containers; see `labels::INSTANCE`).
+    pub instance: String,
+    /// Host address the replicas' ports are published on.
+    pub bind_address: String,
+    /// How often every application is reconciled even without events.
+    pub resync: Duration,
+    /// Reconciles at once.
+    pub concurrency: usize,
+    pub restart_limit: RestartLimit,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            instance: "longin".to_owned(),
+            bind_address: "0.0.0.0".to_owned(),
+            resync: Duration::from_secs(30),
+            concurrency: 8,
+            restart_limit: RestartLimit::default(),
+        }
+    }
+}
+
+/// What reconciles share.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Store,
+    pub runtime: DockerRuntime,
+    pub prober: Prober,
+    pub config: ControllerConfig,
+    /// CrashLoopBackOff per (app, replica).
+    crash_loops: Arc<Mutex<HashMap<(String, u32), CrashLoop>>>,
+    /// Apps that exhausted their restarts, with the generation that did.
+    failed: Arc<Mutex<HashMap<String, (i64, String)>>>,
+}
+
+impl Context {
+    #[must_use]
+    pub fn new(
+        store: Store,
+        runtime: DockerRuntime,
+        prober: Prober,
+        config: ControllerConfig,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            prober,
+            config,
+            crash_loops: Arc::default(),
+            failed: Arc::default(),
+        }
+    }
+}
+
+/// (Unix seconds, RFC 3339) of now.
+fn now_pair() -> (i64, String) {
+    let ms = longin_store::now_ms();
+    (ms / 1000, longin_store::time::rfc3339(ms))
+}
+
+fn container_plan(
+    app: &ApplicationRecord,
+    hash: &str,
+    replica: u32,
+    host_port: u16,
+    config: &ControllerConfig,
+) -> Result<ContainerPlan, ReconcileError> {
+    let spec: &ApplicationSpec = &app.spec;
+    let memory =
+        parse_memory(&spec.resources.memory).map_err(|e| ReconcileError::Spec(e.to_string()))?;
+    let cpu = parse_cpu(&spec.resources.cpu).map_err(|e| ReconcileError::Spec(e.to_string()))?;
+    Ok(ContainerPlan {
+        name: labels::container_name(&app.name, &app.id, replica, hash),
+        image: spec.image.clone(),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env: spec
+            .env
+            .iter()
+            .map(|v| format!("{}={}", v.name, v.value.clone().unwrap_or_default()))
+            .collect(),
+        labels: labels::container_labels(&labels::ReplicaIdentity {
+            instance: &config.instance,
+            app_uid: &app.id,
+            app_name: &app.name,
+            owner: &app.owner_username,
+            spec_hash: hash,
+            replica,
+            host_port,
+            generation: app.generation,
+        }),
+        container_port: spec.container_port,
+        host_port,
+        bind_address: config.bind_address.clone(),
+        memory_bytes: i64::try_from(memory).unwrap_or(i64::MAX),
+        cpu_millis: cpu,
+        grace_period_secs: spec.termination_grace_period_seconds,
+    })
+}
+
+async fn observe(ctx: &Context, app_id: &str) -> Result<Vec<Observed>, ReconcileError> {
+    Ok(ctx
+        .runtime
+        .managed_containers()
+        .await?
+        .into_iter()
+        .filter(|(app, _)| app == app_id)
+        .map(|(_, c)| c)
+        .collect())
+}
+
+/// Reconciles one application; returns when to look again (`None`: on the next event
+/// or resync).
+///
+/// # Errors
+/// The engine or the store failed; the queue retries with backoff.
+pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>, ReconcileError> {
+    let started = Instant::now();
+    let span = tracing::info_span!("reconcile", app = %app_id);
+    let result = reconcile_inner(&app_id, &ctx).instrument(span).await;
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    metrics::counter!("longin_reconciles_total", "result" => outcome).increment(1);
+    metrics::histogram!("longin_reconcile_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>, ReconcileError> {
+    let observed = observe(ctx, app_id).await?;
+    let Some(app) = ctx.store.application_by_id(app_id).await? else {
+        // Orphans: managed containers whose application is gone.
+        for c in &observed {
+            tracing::info!(app = app_id, container = %c.id, "removing orphan container");
+            ctx.runtime.stop_and_remove(&c.id, 10).await?;
+        }
+        ctx.prober.set_targets(app_id, Vec::new());
+        return Ok(None);
+    };
+    let hash = labels::spec_hash(&app.spec, &app.annotations);
+    let deleting = app.deletion_timestamp.is_some();
+    let (now, now_text) = now_pair();
+
+    // A new generation clears a Failed verdict (that is what `longin restart` is for).
+    let failed = {
+        let mut failed = ctx.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        match failed.get(app_id) {
+            Some((generation, _)) if *generation < app.generation => {
+                failed.remove(app_id);
+                ctx.crash_loops
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|(a, _), _| a != app_id);
+                None
+            }
+            other => other.map(|(_, why)| why.clone()),
+        }
+    };
+
+    let desired = Desired {
+        replicas: if deleting { 0 } else { app.spec.replicas },
+        spec_hash: &hash,
+        host_ports: &app.status.host_ports,
+        restart_policy: app.spec.restart_policy,
+        has_health_check: app.spec.health_check.is_some(),
+        deleting,
+        restarts_allowed: failed.is_none(),
+    };
+    let health = |id: &str| ctx.prober.health(id);
+    let steps = plan::plan(&desired, &observed, &health);
+
+    let mut facts = Facts {
+        generation: app.generation,
+        failed,
+        now: now_text,
+        ..Facts::default()
+    };
+    let mut requeue: Option<Duration> = None;
+    let grace = app.spec.termination_grace_period_seconds;
+
+    if steps.iter().any(|s| matches!(s, Step::Create { .. }))
+        && let Err(err) = ctx.runtime.ensure_image(&app.spec.image).await
+    {
+        if let RuntimeError::Pull { message, .. } = &err {
+            facts.pull_error = Some(message.clone());
+            write_status(ctx, &app, &desired, &observed, &facts).await?;
+        }
+        return Err(err.into());
+    }
+
+    for step in steps {
+        match step {
+            Step::Remove { id } => {
+                tracing::info!(app = %app.name, container = %id, "stopping and removing container");
+                ctx.runtime.stop_and_remove(&id, grace).await?;
+            }
+            Step::Create { replica, host_port } => {
+                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
+                let id = ctx.runtime.create_and_start(&plan).await?;
+                tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
+            }
+            Step::Restart { id, replica } => {
+                let key = (app_id.to_owned(), replica);
+                let (wait, exhausted) = {
+                    let loops = ctx
+                        .crash_loops
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let cl = loops.get(&key).cloned().unwrap_or_default();
+                    (cl.wait(now), cl.exhausted(now, ctx.config.restart_limit))
+                };
+                if exhausted {
+                    let why = format!(
+                        "replica {replica} restarted {} times within {} s; run `longin restart {}` after fixing it",
+                        ctx.config.restart_limit.max_restarts,
+                        ctx.config.restart_limit.window_secs,
+                        app.name
+                    );
+                    tracing::warn!(app = %app.name, replica, "restart limit reached; application failed");
+                    ctx.failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(app_id.to_owned(), (app.generation, why.clone()));
+                    facts.failed = Some(why);
+                    continue;
+                }
+                if wait > 0 {
+                    facts.backing_off =
+                        Some(format!("back-off {wait}s restarting replica {replica}"));
+                    let again = Duration::from_secs(u64::try_from(wait).unwrap_or(1));
+                    requeue = Some(requeue.map_or(again, |r| r.min(again)));
+                    continue;
+                }
+                tracing::info!(app = %app.name, replica, container = %id, "restarting container");
+                ctx.runtime.restart(&id, grace).await?;
+                ctx.prober.reset(&id);
+                ctx.crash_loops
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(key)
+                    .or_default()
+                    .record_restart(now);
+                metrics::counter!("longin_container_restarts_total", "app" => app.name.clone())
+                    .increment(1);
+            }
+        }
+    }
+
+    let observed = observe(ctx, app_id).await?;
+    if deleting {
+        if observed.iter().all(|c| c.state == RunState::Gone) {
+            ctx.prober.set_targets(app_id, Vec::new());
+            ctx.store.sync_containers(app_id, &[], 0).await?;
+            if ctx.store.finalize_deletion(app_id).await? {
+                tracing::info!(app = %app.name, "application deleted");
+            }
+            return Ok(None);
+        }
+        return Ok(Some(Duration::from_secs(1)));
+    }
+
+    // Probe the running replicas of the current spec.
+    if let Some(check) = &app.spec.health_check {
+        let targets = observed
+            .iter()
+            .filter(|c| c.state == RunState::Running && c.spec_hash == hash)
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    Target {
+                        app_id: app_id.to_owned(),
+                        host_port: c.host_port,
+                        http_path: check.http.as_ref().map(|h| h.path.clone()),
+                        initial_delay: Duration::from_secs(u64::from(check.initial_delay_seconds)),
+                        period: Duration::from_secs(u64::from(check.period_seconds.max(1))),
+                        timeout: Duration::from_secs(u64::from(check.timeout_seconds.max(1))),
+                        failure_threshold: check.failure_threshold.max(1),
+                    },
+                )
+            })
+            .collect();
+        ctx.prober.set_targets(app_id, targets);
+    } else {
+        ctx.prober.set_targets(app_id, Vec::new());
+    }
+
+    let status = write_status(ctx, &app, &desired, &observed, &facts).await?;
+    let rows: Vec<ObservedContainer> = observed
+        .iter()
+        .filter(|c| c.state != RunState::Gone)
+        .map(|c| ObservedContainer {
+            docker_id: c.id.clone(),
+            replica_index: i64::from(c.replica),
+            host_port: i64::from(c.host_port),
+            spec_hash: c.spec_hash.clone(),
+            status: match c.state {
+                RunState::Running => "running".to_owned(),
+                RunState::Starting => "starting".to_owned(),
+                RunState::Exited { code } => format!("exited({code})"),
+                RunState::Gone => "gone".to_owned(),
+            },
+            restart_count: ctx
+                .crash_loops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&(app_id.to_owned(), c.replica))
+                .map_or(0, |cl| {
+                    i64::try_from(cl.restart_count()).unwrap_or(i64::MAX)
+                }),
+        })
+        .collect();
+    ctx.store
+        .sync_containers(app_id, &rows, i64::from(app.spec.replicas))
+        .await?;
+
+    // Not settled yet (starting, probing, backing off): look again soon.
+    let settled =
+        status.ready_replicas == app.spec.replicas && status.updated_replicas == app.spec.replicas;
+    if !settled && facts.failed.is_none() {
+        let soon = Duration::from_secs(2);
+        requeue = Some(requeue.map_or(soon, |r| r.min(soon)));
+    }
+    Ok(requeue)
+}
+
+async fn write_status(
+    ctx: &Context,
+    app: &ApplicationRecord,
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    facts: &Facts,
+) -> Result<longin_crds::application::ApplicationStatus, ReconcileError> {
+    let health = |id: &str| ctx.prober.health(id);
+    let counts = plan::count(desired, observed, &health);
+    let status = plan::status(desired, counts, facts, &app.status);
+    if ctx.store.write_status(&app.id, &status).await? {
+        tracing::debug!(app = %app.name, phase = status.phase.as_str(), ready = status.ready_replicas, "status changed");
+        metrics::gauge!("longin_app_ready_replicas", "app" => app.name.clone())
+            .set(f64::from(status.ready_replicas));
+        metrics::gauge!("longin_app_desired_replicas", "app" => app.name.clone())
+            .set(f64::from(desired.replicas));
+    }
+    Ok(status)
+}

@@ -1,0 +1,426 @@
+//! The Docker engine through bollard: the only place Longin talks to it. Every step is
+//! "look, else act" and tolerates the container already being in the wanted state, so
+//! reconcile can run any number of times.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+};
+use futures::StreamExt;
+
+use crate::labels;
+use crate::plan::{Observed, RunState};
+
+/// What went wrong talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot connect to the Docker engine: {0}")]
+    Connect(#[source] bollard::errors::Error),
+    #[error("pulling {image} failed: {message}")]
+    Pull { image: String, message: String },
+    #[error("docker {operation} failed: {source}")]
+    Engine {
+        operation: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+fn engine(operation: &'static str) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
+    move |source| RuntimeError::Engine { operation, source }
+}
+
+fn status_code(err: &bollard::errors::Error) -> Option<u16> {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Everything needed to create one replica's container.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub bind_address: String,
+    pub memory_bytes: i64,
+    pub cpu_millis: u64,
+    pub grace_period_secs: u32,
+}
+
+/// Capabilities a tenant's container keeps: what a web server that binds a port and
+/// drops privileges needs. Everything else (NET_RAW for spoofing, MKNOD, SYS_CHROOT,
+/// AUDIT_WRITE, SETFCAP, …) goes, as in Kubernetes' restricted profile spirit.
+pub const KEPT_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+    "KILL",
+];
+/// Processes per container: stops a fork bomb from taking the host down.
+pub const PIDS_LIMIT: i64 = 512;
+
+/// The local Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    instance: String,
+}
+
+impl DockerRuntime {
+    /// Connects with the local defaults (`DOCKER_HOST` honoured) and agrees on an API
+    /// version with the engine.
+    ///
+    /// # Errors
+    /// The engine does not answer.
+    pub async fn connect(instance: &str) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(RuntimeError::Connect)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(RuntimeError::Connect)?;
+        Ok(Self {
+            docker,
+            instance: instance.to_owned(),
+        })
+    }
+
+    /// The installation whose containers this runtime manages.
+    #[must_use]
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The label filters that select this instance's managed containers.
+    #[must_use]
+    pub fn managed_filter(&self) -> Vec<String> {
+        vec![
+            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            format!("{}={}", labels::INSTANCE, self.instance),
+        ]
+    }
+
+    /// Whether the engine answers.
+    ///
+    /// # Errors
+    /// It does not.
+    pub async fn ping(&self) -> Result<(), RuntimeError> {
+        self.docker.ping().await.map_err(engine("ping"))?;
+        Ok(())
+    }
+
+    #[must_use]
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Every container carrying Longin's managed label, with the app uid it belongs to.
+    /// Containers without the label are never listed, so never touched.
+    ///
+    /// # Errors
+    /// The engine fails.
+    pub async fn managed_containers(&self) -> Result<Vec<(String, Observed)>, RuntimeError> {
+        let filters = HashMap::from([("label".to_owned(), self.managed_filter())]);
+        let summaries = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(engine("list containers"))?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            let (Some(id), Some(l)) = (s.id, s.labels) else {
+                continue;
+            };
+            let Some(app) = l.get(labels::APP_UID).cloned() else {
+                continue;
+            };
+            let replica = l
+                .get(labels::REPLICA)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(u32::MAX);
+            let host_port = l
+                .get(labels::HOST_PORT)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let state = match s.state {
+                Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+                Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited {
+                    code: self.exit_code(&id).await,
+                },
+                Some(ContainerSummaryStateEnum::REMOVING | ContainerSummaryStateEnum::DEAD) => {
+                    RunState::Gone
+                }
+                _ => RunState::Starting,
+            };
+            out.push((
+                app,
+                Observed {
+                    id,
+                    replica,
+                    spec_hash: l.get(labels::SPEC_HASH).cloned().unwrap_or_default(),
+                    host_port,
+                    state,
+                    created: s.created.unwrap_or(0),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn exit_code(&self, id: &str) -> i64 {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.exit_code)
+            .unwrap_or(-1)
+    }
+
+    /// Pulls the image unless the engine has it.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Pull`] with the engine's message.
+    pub async fn ensure_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(false);
+        }
+        let reference =
+            longin_crds::image::ImageRef::parse(image).map_err(|e| RuntimeError::Pull {
+                image: image.to_owned(),
+                message: e.to_string(),
+            })?;
+        // Without a tag or digest Docker would pull every tag; ask for `latest` as `docker pull` does.
+        let (from_image, tag) = match (&reference.tag, &reference.digest) {
+            (_, Some(_)) => (image.to_owned(), None),
+            (Some(tag), None) => (
+                image[..image.len() - tag.len() - 1].to_owned(),
+                Some(tag.clone()),
+            ),
+            (None, None) => (image.to_owned(), Some("latest".to_owned())),
+        };
+        let started = std::time::Instant::now();
+        let mut progress = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(from_image),
+                tag,
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        while let Some(item) = progress.next().await {
+            if let Err(err) = item {
+                metrics::counter!("longin_image_pulls_total", "result" => "error").increment(1);
+                let message = match err {
+                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                    bollard::errors::Error::DockerStreamError { error } => error,
+                    other => other.to_string(),
+                };
+                return Err(RuntimeError::Pull {
+                    image: image.to_owned(),
+                    message,
+                });
+            }
+        }
+        metrics::counter!("longin_image_pulls_total", "result" => "success").increment(1);
+        metrics::histogram!("longin_image_pull_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            image,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "image pulled"
+        );
+        Ok(true)
+    }
+
+    /// Creates and starts a container; an existing one of the same name (a crash
+    /// between create and start) is started instead.
+    ///
+    /// # Errors
+    /// The engine refuses (for example the host port is taken).
+    pub async fn create_and_start(&self, plan: &ContainerPlan) -> Result<String, RuntimeError> {
+        let port_key = format!("{}/tcp", plan.container_port);
+        let cmd = (!plan.args.is_empty()).then(|| plan.args.clone());
+        let entrypoint = (!plan.command.is_empty()).then(|| plan.command.clone());
+        let body = ContainerCreateBody {
+            image: Some(plan.image.clone()),
+            entrypoint,
+            cmd,
+            env: Some(plan.env.clone()),
+            labels: Some(plan.labels.clone()),
+            exposed_ports: Some(vec![port_key.clone()]),
+            stop_timeout: Some(i64::from(plan.grace_period_secs)),
+            host_config: Some(HostConfig {
+                memory: Some(plan.memory_bytes),
+                // No swap beyond the memory limit: the limit means what it says.
+                memory_swap: Some(plan.memory_bytes),
+                cpu_shares: Some(
+                    i64::try_from(longin_crds::quantity::cpu_shares(plan.cpu_millis))
+                        .unwrap_or(1024),
+                ),
+                nano_cpus: Some(i64::try_from(plan.cpu_millis).unwrap_or(1000) * 1_000_000),
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding {
+                        host_ip: Some(plan.bind_address.clone()),
+                        host_port: Some(plan.host_port.to_string()),
+                    }]),
+                )])),
+                // Longin owns restarts (probes, backoff); Docker must not race it.
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+                pids_limit: Some(PIDS_LIMIT),
+                privileged: Some(false),
+                // tini as PID 1: forwards SIGTERM to the program (a shell or busybox
+                // httpd as PID 1 ignores it, turning every stop into a SIGKILL after
+                // the grace period) and reaps zombies.
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = match self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(plan.name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+        {
+            Ok(created) => created.id,
+            Err(err) if status_code(&err) == Some(409) => plan.name.clone(),
+            Err(err) => {
+                return Err(RuntimeError::Engine {
+                    operation: "create container",
+                    source: err,
+                });
+            }
+        };
+        self.start(&id).await?;
+        Ok(id)
+    }
+
+    /// Starts a container; one already running is fine.
+    ///
+    /// # Errors
+    /// The engine refuses.
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) if status_code(&err) == Some(304) => Ok(()),
+            Err(err) => Err(RuntimeError::Engine {
+                operation: "start container",
+                source: err,
+            }),
+        }
+    }
+
+    /// Stops (SIGTERM, `grace` seconds, SIGKILL) then removes; one already gone is fine.
+    ///
+    /// # Errors
+    /// The engine refuses.
+    pub async fn stop_and_remove(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
+        let timeout = i32::try_from(grace).unwrap_or(i32::MAX);
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(timeout),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(err) if matches!(status_code(&err), Some(304 | 404)) => {}
+            Err(err) => {
+                return Err(RuntimeError::Engine {
+                    operation: "stop container",
+                    source: err,
+                });
+            }
+        }
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(status_code(&err), Some(404 | 409)) => Ok(()),
+            Err(err) => Err(RuntimeError::Engine {
+                operation: "remove container",
+                source: err,
+            }),
+        }
+    }
+
+    /// Restarts a container in place (stop with grace, then start).
+    ///
+    /// # Errors
+    /// The engine refuses.
+    pub async fn restart(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
+        let timeout = i32::try_from(grace).unwrap_or(i32::MAX);
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(timeout),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(err) if status_code(&err) == Some(304) => {}
+            Err(err) => {
+                return Err(RuntimeError::Engine {
+                    operation: "stop container",
+                    source: err,
+                });
+            }
+        }
+        self.start(id).await
+    }
+}

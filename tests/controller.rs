@@ -1,0 +1,383 @@
+//! The controller on the real Docker engine, with images pulled from the local registry.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use common::{TestApp, docker, eventually, spawn_platform};
+
+fn registry() -> String {
+    std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| {
+        assert!(
+            std::env::var("CI").is_err_and(|_| true)
+                || std::env::var("CI").is_ok_and(|v| v != "true"),
+            "CI must provide LONGIN_TEST_REGISTRY"
+        );
+        "127.0.0.1:5000".to_owned()
+    })
+}
+
+fn app_yaml(name: &str, image: &str, replicas: u32, extra: &str) -> String {
+    format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {image}\n  containerPort: 8080\n  replicas: {replicas}\n  terminationGracePeriodSeconds: 2\n{extra}"
+    )
+}
+
+async fn apply(app: &TestApp, token: &str, yaml: &str) -> Value {
+    let res = app
+        .client
+        .put(app.url("/api/applications/apply"))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+async fn get(app: &TestApp, token: &str, name: &str) -> Option<Value> {
+    let res = app
+        .get(&format!("/api/applications/{name}"), Some(token))
+        .await;
+    if res.status() == StatusCode::NOT_FOUND {
+        return None;
+    }
+    Some(res.json().await.unwrap())
+}
+
+/// Waits until the application reports `ready` ready replicas in phase `phase`.
+async fn wait_for(app: &TestApp, token: &str, name: &str, phase: &str, ready: u64) -> Value {
+    eventually(
+        60,
+        &format!("{name} {phase} with {ready} ready"),
+        || async {
+            let a = get(app, token, name).await?;
+            (a["status"]["phase"] == phase
+                && a["status"]["readyReplicas"] == ready
+                && a["status"]["observedGeneration"] == a["metadata"]["generation"])
+                .then_some(a)
+        },
+    )
+    .await
+}
+
+fn containers_of(instance: &str, name: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=io.longin.instance={instance}"),
+        "--filter",
+        &format!("label=io.longin.app-name={name}"),
+    ])
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn ports(a: &Value) -> Vec<u16> {
+    a["status"]["hostPorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| u16::try_from(p.as_u64().unwrap()).unwrap())
+        .collect()
+}
+
+async fn body_at(port: u16, path: &str) -> Option<String> {
+    let res = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    res.status().is_success().then_some(res.text().await.ok()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_app_runs_answers_http_and_reports_running() {
+    let app = spawn_platform().await;
+    let user = app.register("runner").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml(
+            "web",
+            &image,
+            2,
+            "  healthCheck: {http: {path: /healthz}, periodSeconds: 1}\n",
+        ),
+    )
+    .await;
+    let a = wait_for(&app, &user.access_token, "web", "Running", 2).await;
+    for port in ports(&a) {
+        assert_eq!(
+            body_at(port, "/").await.as_deref(),
+            Some("longin httpd 1.0")
+        );
+    }
+    assert!(
+        a["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    );
+    let containers: Value = app
+        .get("/api/applications/web/containers", Some(&user.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(containers.as_array().unwrap().len(), 2);
+    assert!(
+        containers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "running")
+    );
+
+    // The container is hardened and limited as documented.
+    let id = &containers_of(&app.instance, "web")[0];
+    let inspect: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
+    let host = &inspect[0]["HostConfig"];
+    assert_eq!(host["Memory"], 512 * 1024 * 1024);
+    assert_eq!(host["CpuShares"], 1024);
+    assert_eq!(host["RestartPolicy"]["Name"], "no");
+    assert_eq!(host["Privileged"], false);
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert!(
+        host["SecurityOpt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.as_str().unwrap().starts_with("no-new-privileges"))
+    );
+    assert_eq!(host["PidsLimit"], 512);
+    assert!(inspect[0]["Mounts"].as_array().unwrap().is_empty());
+
+    // A second reconcile changes nothing: same containers.
+    let before = containers_of(&app.instance, "web");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut after = containers_of(&app.instance, "web");
+    let mut before_sorted = before.clone();
+    before_sorted.sort();
+    after.sort();
+    assert_eq!(after, before_sorted);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_follows_the_replica_count() {
+    let app = spawn_platform().await;
+    let user = app.register("scaler").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    for replicas in [1u32, 3, 0, 2] {
+        apply(
+            &app,
+            &user.access_token,
+            &app_yaml("scaled", &image, replicas, ""),
+        )
+        .await;
+        let phase = if replicas == 0 { "Stopped" } else { "Running" };
+        let a = wait_for(
+            &app,
+            &user.access_token,
+            "scaled",
+            phase,
+            u64::from(replicas),
+        )
+        .await;
+        let running = eventually(30, "container count", || async {
+            let n = containers_of(&app.instance, "scaled").len();
+            (n == replicas as usize).then_some(n)
+        })
+        .await;
+        assert_eq!(running, replicas as usize);
+        assert_eq!(ports(&a).len(), replicas as usize);
+    }
+    // Ports of removed replicas went back to the pool.
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&app.database_url))
+        .await
+        .unwrap();
+    let allocated = eventually(30, "ports released", || async {
+        let p = store.allocated_ports().await.unwrap();
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    assert_eq!(allocated.len(), 2);
+    store.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_or_stopped_containers_are_replaced() {
+    let app = spawn_platform().await;
+    let user = app.register("healer").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(&app, &user.access_token, &app_yaml("healed", &image, 1, "")).await;
+    let a = wait_for(&app, &user.access_token, "healed", "Running", 1).await;
+    let port = ports(&a)[0];
+    let first = containers_of(&app.instance, "healed").remove(0);
+
+    docker(&["rm", "-f", &first]);
+    let second = eventually(30, "a new container", || async {
+        containers_of(&app.instance, "healed")
+            .into_iter()
+            .find(|id| *id != first)
+    })
+    .await;
+    eventually(30, "answers again", || body_at(port, "/")).await;
+
+    docker(&["stop", "-t", "1", &second]);
+    eventually(30, "restarted after docker stop", || async {
+        containers_of(&app.instance, "healed")
+            .contains(&second)
+            .then_some(())
+    })
+    .await;
+    eventually(30, "answers after restart", || body_at(port, "/")).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_removed_and_foreign_containers_left_alone() {
+    let app = spawn_platform().await;
+    let image = format!("{}/longin/busybox:1.0", registry());
+    docker(&["pull", "-q", &image]);
+    let orphan = docker(&[
+        "run",
+        "-d",
+        "--label",
+        "io.longin.managed-by=longin",
+        "--label",
+        &format!("io.longin.instance={}", app.instance),
+        "--label",
+        "io.longin.app-uid=00000000-dead-beef-0000-000000000000",
+        "--label",
+        "io.longin.replica=0",
+        &image,
+        "/bin/sleep",
+        "300",
+    ]);
+    let foreign_name = format!("foreign-{}", app.instance);
+    let foreign = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &foreign_name,
+        &image,
+        "/bin/sleep",
+        "300",
+    ]);
+    let (orphan, foreign) = (orphan.trim().to_owned(), foreign.trim().to_owned());
+    eventually(30, "orphan removed", || async {
+        let left = docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("id={orphan}"),
+        ]);
+        left.trim().is_empty().then_some(())
+    })
+    .await;
+    let still = docker(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("id={foreign}"),
+    ]);
+    assert_eq!(
+        still.trim(),
+        foreign,
+        "a container without the managed label is never touched"
+    );
+    docker(&["rm", "-f", &foreign]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_every_container_and_row() {
+    let app = spawn_platform().await;
+    let user = app.register("deleter").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(&app, &user.access_token, &app_yaml("doomed", &image, 2, "")).await;
+    wait_for(&app, &user.access_token, "doomed", "Running", 2).await;
+    let res = app
+        .client
+        .delete(app.url("/api/applications/doomed"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "Terminating");
+    eventually(60, "application gone", || async {
+        get(&app, &user.access_token, "doomed")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(containers_of(&app.instance, "doomed").is_empty());
+    let all = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=io.longin.instance={}", app.instance),
+    ]);
+    assert!(all.trim().is_empty(), "no container left: {all}");
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&app.database_url))
+        .await
+        .unwrap();
+    assert!(store.allocated_ports().await.unwrap().is_empty());
+    assert!(store.list_applications(None).await.unwrap().is_empty());
+    store.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_does_not_exist_is_reported_and_retried() {
+    let app = spawn_platform().await;
+    let user = app.register("puller").await;
+    let image = format!("{}/longin/does-not-exist:1.0", registry());
+    apply(&app, &user.access_token, &app_yaml("ghost", &image, 1, "")).await;
+    let a = eventually(60, "ImagePulled=False", || async {
+        let a = get(&app, &user.access_token, "ghost").await?;
+        a["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "ImagePulled" && c["status"] == "False")
+            .then_some(a)
+    })
+    .await;
+    assert!(
+        a["status"]["message"].as_str().unwrap().contains("pull"),
+        "{a}"
+    );
+    // Fixing the image recovers without any restart of Longin.
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("ghost", &format!("{}/longin/httpd:1.0", registry()), 1, ""),
+    )
+    .await;
+    wait_for(&app, &user.access_token, "ghost", "Running", 1).await;
+    assert_eq!(
+        app.get("/readyz", None).await.status(),
+        StatusCode::OK,
+        "the server kept serving"
+    );
+    app.stop().await;
+}
