@@ -220,6 +220,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_INSTANCE", default_value = "longin")]
     pub instance: String,
 
+    /// Seconds a rollout may take before it is reported stuck (ProgressDeadlineExceeded).
+    #[arg(long, env = "LONGIN_PROGRESS_DEADLINE_SECONDS", default_value_t = 600)]
+    pub progress_deadline_seconds: u64,
+
     /// Seconds between full resyncs of every application with the engine.
     #[arg(long, env = "LONGIN_RESYNC_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub resync_seconds: u64,
@@ -232,6 +236,8 @@ impl ServeArgs {
         ControllerConfig {
             instance: self.instance.clone(),
             bind_address: self.bind_address.to_string(),
+            port_range: self.port_range,
+            progress_deadline: Duration::from_secs(self.progress_deadline_seconds),
             resync: Duration::from_secs(self.resync_seconds),
             ..ControllerConfig::default()
         }

@@ -381,3 +381,159 @@ async fn an_image_that_does_not_exist_is_reported_and_retried() {
     );
     app.stop().await;
 }
+
+/// The body of the first of the app's current ports that answers, if any.
+async fn any_answer(app: &TestApp, token: &str, name: &str) -> Option<String> {
+    let a = get(app, token, name).await?;
+    for port in ports(&a) {
+        if let Some(body) = body_at(port, "/").await {
+            return Some(body);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_change_rolls_over_without_a_moment_of_no_answer() {
+    let app = spawn_platform().await;
+    let user = app.register("roller").await;
+    let check = "  healthCheck: {http: {path: /healthz}, periodSeconds: 1}\n";
+    let v1 = format!("{}/longin/httpd:1.0", registry());
+    let v2 = format!("{}/longin/httpd:2.0", registry());
+    docker(&["pull", "-q", &v2]);
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("rolling", &v1, 2, check),
+    )
+    .await;
+    let before = wait_for(&app, &user.access_token, "rolling", "Running", 2).await;
+
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("rolling", &v2, 2, check),
+    )
+    .await;
+    let (mut rounds, mut misses) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        rounds += 1;
+        if any_answer(&app, &user.access_token, "rolling")
+            .await
+            .is_none()
+        {
+            misses += 1;
+        }
+        let a = get(&app, &user.access_token, "rolling").await.unwrap();
+        let done = a["status"]["phase"] == "Running"
+            && a["status"]["updatedReplicas"] == 2
+            && a["status"]["readyReplicas"] == 2
+            && a["status"]["observedGeneration"] == a["metadata"]["generation"];
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollout did not finish: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("rollout: {rounds} polling rounds, {misses} without an answer");
+    assert_eq!(
+        misses, 0,
+        "some replica answered at every moment of the rollout"
+    );
+    let after = get(&app, &user.access_token, "rolling").await.unwrap();
+    assert_ne!(
+        ports(&after),
+        ports(&before),
+        "new replicas came up on new ports"
+    );
+    for port in ports(&after) {
+        assert_eq!(
+            body_at(port, "/").await.as_deref(),
+            Some("longin httpd 2.0")
+        );
+    }
+    let running = eventually(30, "old containers gone", || async {
+        let ids = containers_of(&app.instance, "rolling");
+        (ids.len() == 2).then_some(ids)
+    })
+    .await;
+    assert_eq!(running.len(), 2);
+    let history: Value = app
+        .get(
+            "/api/applications/rolling/deployments",
+            Some(&user.access_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history[0]["status"], "Complete", "{history}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_rollout_is_reported_while_the_old_replicas_keep_serving() {
+    let app = common::spawn_platform_with(|args| args.progress_deadline_seconds = 3).await;
+    let user = app.register("stuck").await;
+    let v1 = format!("{}/longin/httpd:1.0", registry());
+    let v2 = format!("{}/longin/httpd:2.0", registry());
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml(
+            "stuck",
+            &v1,
+            1,
+            "  healthCheck: {http: {path: /healthz}, periodSeconds: 1}\n",
+        ),
+    )
+    .await;
+    wait_for(&app, &user.access_token, "stuck", "Running", 1).await;
+    // The new version never becomes Ready: its probe path does not exist.
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml(
+            "stuck",
+            &v2,
+            1,
+            "  healthCheck: {http: {path: /missing}, periodSeconds: 1, failureThreshold: 100}\n",
+        ),
+    )
+    .await;
+    let a = eventually(60, "ProgressDeadlineExceeded", || async {
+        let a = get(&app, &user.access_token, "stuck").await?;
+        a["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| {
+                c["type"] == "Progressing"
+                    && c["status"] == "False"
+                    && c["reason"] == "ProgressDeadlineExceeded"
+            })
+            .then_some(a)
+    })
+    .await;
+    assert_eq!(
+        any_answer(&app, &user.access_token, "stuck")
+            .await
+            .as_deref(),
+        Some("longin httpd 1.0"),
+        "{a}"
+    );
+    let history: Value = app
+        .get(
+            "/api/applications/stuck/deployments",
+            Some(&user.access_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history[0]["status"], "Failed", "{history}");
+    app.stop().await;
+}

@@ -50,6 +50,10 @@ pub struct Desired<'a> {
     pub spec_hash: &'a str,
     /// Host port of each replica, in replica order.
     pub host_ports: &'a [u16],
+    /// Second ports of replicas being rolled out: (replica, port).
+    pub surge_ports: &'a [(u32, u16)],
+    /// Replicas rolled out at once (their new containers start before the old stop).
+    pub max_surge: u32,
     pub restart_policy: RestartPolicy,
     pub has_health_check: bool,
     pub deleting: bool,
@@ -62,6 +66,12 @@ pub struct Desired<'a> {
 pub enum Step {
     /// Create and start replica `replica` on `host_port`.
     Create { replica: u32, host_port: u16 },
+    /// Take a second port for `replica` and start its new container there, while the
+    /// old one keeps serving.
+    Surge { replica: u32 },
+    /// The new container on `host_port` is Ready and the old ones are gone: make the
+    /// surge port the replica's port.
+    Promote { replica: u32, host_port: u16 },
     /// Start an exited container again (its restart policy asks for it).
     Restart { id: String, replica: u32 },
     /// Stop (SIGTERM, grace, SIGKILL) and remove.
@@ -79,8 +89,11 @@ fn wants_restart(policy: RestartPolicy, code: i64) -> bool {
 
 /// The steps that make `observed` match `desired`.
 ///
-/// Replicas are replaced in place: an out-of-date container is removed before its
-/// successor is created on the same host port.
+/// A replica whose container is out of date is rolled: its new container starts on a
+/// surge port while the old one keeps serving, the old one is removed only once the new
+/// one is Ready, and the surge port then becomes the replica's port. At most
+/// `max_surge` replicas roll at once. A replica with nothing serving is replaced in
+/// place.
 #[must_use]
 pub fn plan(
     desired: &Desired<'_>,
@@ -93,10 +106,27 @@ pub fn plan(
         return steps;
     }
     let live = |c: &&Observed| c.state != RunState::Gone;
+    let ready = |c: &Observed| {
+        c.state == RunState::Running
+            && (!desired.has_health_check || health(&c.id) == Health::Ready)
+    };
+    let mut surging = u32::try_from(
+        desired
+            .surge_ports
+            .iter()
+            .filter(|(r, _)| *r < desired.replicas)
+            .count(),
+    )
+    .unwrap_or(u32::MAX);
     for replica in 0..desired.replicas {
         let Some(&host_port) = desired.host_ports.get(replica as usize) else {
             continue; // no port yet: the API allocates it; nothing to run on
         };
+        let surge_port = desired
+            .surge_ports
+            .iter()
+            .find(|(r, _)| *r == replica)
+            .map(|(_, p)| *p);
         let mut mine: Vec<&Observed> = observed
             .iter()
             .filter(live)
@@ -104,37 +134,84 @@ pub fn plan(
             .collect();
         // Newest first: after a crash there may be two; keep one.
         mine.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let current = mine
+        let is_new = |c: &Observed| {
+            c.spec_hash == desired.spec_hash
+                && (c.host_port == host_port || Some(c.host_port) == surge_port)
+        };
+        let new = mine.iter().position(|c| is_new(c));
+        let old: Vec<&Observed> = mine
             .iter()
-            .position(|c| c.spec_hash == desired.spec_hash && c.host_port == host_port);
-        for (i, c) in mine.iter().enumerate() {
-            if Some(i) != current {
-                steps.push(Step::Remove { id: c.id.clone() });
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != new)
+            .map(|(_, c)| *c)
+            .collect();
+        match new.map(|i| mine[i]) {
+            Some(current) if ready(current) => {
+                steps.extend(old.iter().map(|c| Step::Remove { id: c.id.clone() }));
+                if current.host_port != host_port {
+                    steps.push(Step::Promote {
+                        replica,
+                        host_port: current.host_port,
+                    });
+                }
             }
-        }
-        match current.map(|i| mine[i]) {
-            None => steps.push(Step::Create { replica, host_port }),
-            Some(c) => match c.state {
-                RunState::Exited { code }
-                    if wants_restart(desired.restart_policy, code) && desired.restarts_allowed =>
-                {
-                    steps.push(Step::Restart {
-                        id: c.id.clone(),
-                        replica,
-                    });
+            Some(current) => {
+                // Not Ready yet: old ones keep serving, except extra copies of the new.
+                steps.extend(
+                    old.iter()
+                        .filter(|c| {
+                            c.spec_hash == desired.spec_hash && c.host_port == current.host_port
+                        })
+                        .map(|c| Step::Remove { id: c.id.clone() }),
+                );
+                match current.state {
+                    RunState::Exited { code }
+                        if wants_restart(desired.restart_policy, code)
+                            && desired.restarts_allowed =>
+                    {
+                        steps.push(Step::Restart {
+                            id: current.id.clone(),
+                            replica,
+                        });
+                    }
+                    RunState::Running
+                        if desired.has_health_check
+                            && health(&current.id) == Health::Unhealthy
+                            && desired.restarts_allowed =>
+                    {
+                        steps.push(Step::Restart {
+                            id: current.id.clone(),
+                            replica,
+                        });
+                    }
+                    _ => {}
                 }
-                RunState::Running
-                    if desired.has_health_check
-                        && health(&c.id) == Health::Unhealthy
-                        && desired.restarts_allowed =>
-                {
-                    steps.push(Step::Restart {
-                        id: c.id.clone(),
-                        replica,
-                    });
+            }
+            None => {
+                let serving = old
+                    .iter()
+                    .any(|c| c.host_port == host_port && c.state == RunState::Running);
+                if serving {
+                    // Roll: whatever sits on the surge port is a superseded attempt.
+                    if let Some(port) = surge_port {
+                        steps.extend(
+                            old.iter()
+                                .filter(|c| c.host_port == port)
+                                .map(|c| Step::Remove { id: c.id.clone() }),
+                        );
+                        steps.push(Step::Create {
+                            replica,
+                            host_port: port,
+                        });
+                    } else if surging < desired.max_surge.max(1) {
+                        surging += 1;
+                        steps.push(Step::Surge { replica });
+                    }
+                } else {
+                    steps.extend(old.iter().map(|c| Step::Remove { id: c.id.clone() }));
+                    steps.push(Step::Create { replica, host_port });
                 }
-                _ => {}
-            },
+            }
         }
     }
     steps.extend(
@@ -150,11 +227,23 @@ pub fn plan(
 /// Counts of what was observed, for status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
-    /// Live containers of wanted replicas.
+    /// Wanted replicas with a live container.
     pub replicas: u32,
+    /// Wanted replicas with a container that serves: a Ready one of the current spec, or
+    /// a running one of a previous spec still serving through a rollout.
     pub ready: u32,
-    /// Live containers of wanted replicas at the current spec.
+    /// Wanted replicas with a container of the current spec.
     pub updated: u32,
+    /// Wanted replicas that still have a container of a previous spec.
+    pub outdated: u32,
+}
+
+impl Counts {
+    /// Every wanted replica runs the current spec, Ready, and nothing old is left.
+    #[must_use]
+    pub fn settled(&self, want: u32) -> bool {
+        self.ready == want && self.updated == want && self.replicas == want && self.outdated == 0
+    }
 }
 
 /// Counts the containers of wanted replicas.
@@ -176,14 +265,19 @@ pub fn count(
             continue;
         }
         counts.replicas += 1;
-        let up_to_date = mine.iter().find(|c| c.spec_hash == desired.spec_hash);
-        if let Some(c) = up_to_date {
+        let current = |c: &&&Observed| c.spec_hash == desired.spec_hash;
+        if mine.iter().any(|c| current(&c)) {
             counts.updated += 1;
-            let ready = c.state == RunState::Running
-                && (!desired.has_health_check || health(&c.id) == Health::Ready);
-            if ready {
-                counts.ready += 1;
-            }
+        }
+        if mine.iter().any(|c| !current(&c)) {
+            counts.outdated += 1;
+        }
+        let serving = mine.iter().any(|c| {
+            c.state == RunState::Running
+                && (!current(&c) || !desired.has_health_check || health(&c.id) == Health::Ready)
+        });
+        if serving {
+            counts.ready += 1;
         }
     }
     counts
@@ -199,6 +293,8 @@ pub struct Facts {
     pub failed: Option<String>,
     /// Waiting before the next restart of a crashing replica.
     pub backing_off: Option<String>,
+    /// The rollout of this generation has not finished within its deadline.
+    pub deadline_exceeded: bool,
     /// RFC 3339 now, for condition transition times.
     pub now: String,
 }
@@ -237,7 +333,8 @@ pub fn status(
     previous: &ApplicationStatus,
 ) -> ApplicationStatus {
     let want = desired.replicas;
-    let settled = counts.updated == want && counts.replicas == want;
+    // Every wanted replica runs the current spec and nothing old is left (ready or not).
+    let settled = counts.updated == want && counts.replicas == want && counts.outdated == 0;
     let phase = if desired.deleting {
         Phase::Terminating
     } else if facts.failed.is_some() {
@@ -284,13 +381,21 @@ pub fn status(
         ),
         condition(
             "Progressing",
-            facts.failed.is_none(),
+            facts.failed.is_none() && (settled || !facts.deadline_exceeded),
             match (&facts.failed, settled) {
                 (Some(_), _) => "RestartLimitExceeded",
                 (None, true) => "ReplicasUpToDate",
+                (None, false) if facts.deadline_exceeded => "ProgressDeadlineExceeded",
                 (None, false) => "RollingOut",
             },
-            facts.failed.clone().unwrap_or_default(),
+            match (&facts.failed, settled) {
+                (Some(why), _) => why.clone(),
+                (None, false) if facts.deadline_exceeded => {
+                    "the rollout did not finish in time; the previous replicas keep serving"
+                        .to_owned()
+                }
+                _ => String::new(),
+            },
             facts,
             previous,
         ),
@@ -434,6 +539,8 @@ mod tests {
             has_health_check: false,
             deleting: false,
             restarts_allowed: true,
+            surge_ports: &[],
+            max_surge: 1,
         }
     }
 
@@ -492,8 +599,8 @@ mod tests {
     }
 
     #[test]
-    fn out_of_date_container_is_replaced() {
-        let observed = [c("old", 0, "h0", 3100, RunState::Running)];
+    fn out_of_date_container_that_is_down_is_replaced_in_place() {
+        let observed = [c("old", 0, "h0", 3100, RunState::Exited { code: 1 })];
         assert_eq!(
             plan(&desired(1, &[3100]), &observed, &unknown),
             [
@@ -501,6 +608,52 @@ mod tests {
                 Step::Create {
                     replica: 0,
                     host_port: 3100
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn rollout_starts_new_containers_on_surge_ports_before_stopping_old_ones() {
+        let old = [
+            c("a", 0, "h0", 3100, RunState::Running),
+            c("b", 1, "h0", 3101, RunState::Running),
+        ];
+        // No surge port yet: ask for one, for one replica at a time.
+        assert_eq!(
+            plan(&desired(2, &[3100, 3101]), &old, &unknown),
+            [Step::Surge { replica: 0 }]
+        );
+        // The surge port is there: start the new container on it; old keeps serving.
+        let mut d = desired(2, &[3100, 3101]);
+        d.surge_ports = &[(0, 3200)];
+        assert_eq!(
+            plan(&d, &old, &unknown),
+            [Step::Create {
+                replica: 0,
+                host_port: 3200
+            }]
+        );
+        // New container not Ready: nothing to do but wait.
+        d.has_health_check = true;
+        let mut rolling = old.to_vec();
+        rolling.push(c("a2", 0, "h1", 3200, RunState::Running));
+        assert_eq!(plan(&d, &rolling, &unknown), []);
+        // Ready: the old one goes and the surge port becomes the replica's port.
+        let ready = |id: &str| {
+            if id == "a2" {
+                Health::Ready
+            } else {
+                Health::Unknown
+            }
+        };
+        assert_eq!(
+            plan(&d, &rolling, &ready),
+            [
+                Step::Remove { id: "a".into() },
+                Step::Promote {
+                    replica: 0,
+                    host_port: 3200
                 }
             ]
         );
@@ -593,6 +746,7 @@ mod tests {
                 replicas: 2,
                 ready: 2,
                 updated: 2,
+                outdated: 0,
             },
             &facts,
             &prev,
@@ -608,7 +762,8 @@ mod tests {
                 Counts {
                     replicas: 2,
                     ready: 1,
-                    updated: 2
+                    updated: 2,
+                    outdated: 0
                 },
                 &facts,
                 &prev
@@ -622,7 +777,8 @@ mod tests {
                 Counts {
                     replicas: 1,
                     ready: 1,
-                    updated: 1
+                    updated: 1,
+                    outdated: 0
                 },
                 &facts,
                 &prev
@@ -636,7 +792,8 @@ mod tests {
                 Counts {
                     replicas: 2,
                     ready: 0,
-                    updated: 2
+                    updated: 2,
+                    outdated: 0
                 },
                 &facts,
                 &prev
@@ -677,6 +834,7 @@ mod tests {
                 replicas: 1,
                 ready: 1,
                 updated: 1,
+                outdated: 0,
             },
             &Facts {
                 now: "t1".into(),
@@ -690,6 +848,7 @@ mod tests {
                 replicas: 1,
                 ready: 1,
                 updated: 1,
+                outdated: 0,
             },
             &Facts {
                 now: "t2".into(),
@@ -704,6 +863,7 @@ mod tests {
                 replicas: 1,
                 ready: 0,
                 updated: 1,
+                outdated: 0,
             },
             &Facts {
                 now: "t3".into(),

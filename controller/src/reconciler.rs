@@ -40,6 +40,10 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// Reconciles at once.
     pub concurrency: usize,
+    /// The host-port pool, for rollouts' surge ports.
+    pub port_range: longin_store::applications::PortRange,
+    /// How long a rollout may take before it is reported stuck.
+    pub progress_deadline: Duration,
     pub restart_limit: RestartLimit,
 }
 
@@ -50,6 +54,8 @@ impl Default for ControllerConfig {
             bind_address: "0.0.0.0".to_owned(),
             resync: Duration::from_secs(30),
             concurrency: 8,
+            port_range: longin_store::applications::PortRange::default(),
+            progress_deadline: Duration::from_secs(600),
             restart_limit: RestartLimit::default(),
         }
     }
@@ -191,10 +197,15 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         }
     };
 
+    let replicas = if deleting { 0 } else { app.spec.replicas };
+    let host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    let surge_ports = ctx.store.surge_ports(app_id).await?;
     let desired = Desired {
-        replicas: if deleting { 0 } else { app.spec.replicas },
+        replicas,
         spec_hash: &hash,
-        host_ports: &app.status.host_ports,
+        host_ports: &host_ports,
+        surge_ports: &surge_ports,
+        max_surge: (replicas / 4).max(1),
         restart_policy: app.spec.restart_policy,
         has_health_check: app.spec.health_check.is_some(),
         deleting,
@@ -232,6 +243,22 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
                 let id = ctx.runtime.create_and_start(&plan).await?;
                 tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
+            }
+            Step::Surge { replica } => {
+                let host_port = ctx
+                    .store
+                    .allocate_surge_port(app_id, replica, ctx.config.port_range)
+                    .await
+                    .map_err(|e| ReconcileError::Spec(e.to_string()))?;
+                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
+                let id = ctx.runtime.create_and_start(&plan).await?;
+                tracing::info!(app = %app.name, replica, host_port, container = %id, "rolling: new container started beside the old");
+            }
+            Step::Promote { replica, host_port } => {
+                ctx.store
+                    .promote_surge_port(app_id, replica, host_port)
+                    .await?;
+                tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
             }
             Step::Restart { id, replica } => {
                 let key = (app_id.to_owned(), replica);
@@ -318,7 +345,32 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         ctx.prober.set_targets(app_id, Vec::new());
     }
 
-    let status = write_status(ctx, &app, &desired, &observed, &facts).await?;
+    let host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    let desired = Desired {
+        host_ports: &host_ports,
+        ..desired
+    };
+    let counts = plan::count(&desired, &observed, &health);
+    let settled = counts.settled(replicas);
+    if settled {
+        ctx.store
+            .finish_rollout(app_id, app.generation, "Complete")
+            .await?;
+    } else if let Some(started_ms) = ctx.store.rollout_started(app_id, app.generation).await? {
+        let deadline_ms =
+            i64::try_from(ctx.config.progress_deadline.as_millis()).unwrap_or(i64::MAX);
+        if longin_store::now_ms() - started_ms > deadline_ms {
+            facts.deadline_exceeded = true;
+            if ctx
+                .store
+                .finish_rollout(app_id, app.generation, "Failed")
+                .await?
+            {
+                tracing::warn!(app = %app.name, generation = app.generation, "rollout exceeded its progress deadline");
+            }
+        }
+    }
+    write_status(ctx, &app, &desired, &observed, &facts).await?;
     let rows: Vec<ObservedContainer> = observed
         .iter()
         .filter(|c| c.state != RunState::Gone)
@@ -348,8 +400,6 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         .await?;
 
     // Not settled yet (starting, probing, backing off): look again soon.
-    let settled =
-        status.ready_replicas == app.spec.replicas && status.updated_replicas == app.spec.replicas;
     if !settled && facts.failed.is_none() {
         let soon = Duration::from_secs(2);
         requeue = Some(requeue.map_or(soon, |r| r.min(soon)));

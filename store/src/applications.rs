@@ -183,7 +183,7 @@ pub struct Applied {
     pub record: ApplicationRecord,
 }
 
-async fn lock(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE application_write_lock SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await?;
@@ -206,11 +206,11 @@ async fn find(
 }
 
 /// Ports of the application by replica index.
-async fn allocations(
+pub(crate) async fn allocations(
     tx: &mut Transaction<'_, Any>,
     app_id: &str,
 ) -> Result<Vec<(i64, u16)>, StoreError> {
-    let rows = sqlx::query("SELECT replica_index, port FROM port_allocations WHERE application_id = $1 ORDER BY replica_index")
+    let rows = sqlx::query("SELECT replica_index, port FROM port_allocations WHERE application_id = $1 AND surge = 0 ORDER BY replica_index")
         .bind(app_id)
         .fetch_all(&mut **tx)
         .await?;
@@ -242,15 +242,17 @@ pub(crate) async fn release_ports_beyond(
     Ok(done.rows_affected())
 }
 
-/// Gives replica indices `wanted` of the application ports from the pool.
-async fn allocate(
+/// Gives replica indices `wanted` of the application ports from the pool (as surge
+/// ports when `surge`); returns them in order.
+pub(crate) async fn allocate(
     tx: &mut Transaction<'_, Any>,
     app_id: &str,
     wanted: &[i64],
     range: PortRange,
-) -> Result<(), ApplicationError> {
+    surge: bool,
+) -> Result<Vec<u16>, ApplicationError> {
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let free: Vec<i64> = sqlx::query_scalar(
         "WITH RECURSIVE candidates(port) AS (
@@ -272,16 +274,19 @@ async fn allocate(
         });
     }
     let now = now_ms();
+    let mut given = Vec::with_capacity(wanted.len());
     for (index, port) in wanted.iter().zip(free) {
-        sqlx::query("INSERT INTO port_allocations (port, application_id, replica_index, allocated_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO port_allocations (port, application_id, replica_index, allocated_at, surge) VALUES ($1, $2, $3, $4, $5)")
             .bind(port)
             .bind(app_id)
             .bind(index)
             .bind(now)
+            .bind(i64::from(surge))
             .execute(&mut **tx)
             .await?;
+        given.push(u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?);
     }
-    Ok(())
+    Ok(given)
 }
 
 /// Makes the application hold exactly one port per desired replica: allocates the
@@ -299,7 +304,7 @@ async fn fit_ports(
     let missing: Vec<i64> = (0..replicas)
         .filter(|i| !held.iter().any(|(r, _)| r == i))
         .collect();
-    allocate(tx, app_id, &missing, range).await?;
+    allocate(tx, app_id, &missing, range, false).await?;
     release_ports_beyond(tx, app_id, replicas).await?;
     Ok(allocations(tx, app_id)
         .await?

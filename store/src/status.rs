@@ -4,7 +4,10 @@
 use longin_crds::application::ApplicationStatus;
 use sqlx::Row;
 
-use crate::applications::{ApplicationRecord, COLUMNS, from_row, release_ports_beyond, to_json};
+use crate::applications::{
+    ApplicationError, ApplicationRecord, COLUMNS, PortRange, allocate, allocations, from_row, lock,
+    release_ports_beyond, to_json,
+};
 use crate::{Store, StoreError, now_ms};
 
 /// A container as the controller observed it, for the `containers` table.
@@ -139,8 +142,155 @@ impl Store {
             }
         }
         release_ports_beyond(&mut tx, app_id, replicas).await?;
+        // Surge ports whose container is gone (a rollout superseded or failed to start).
+        sqlx::query(
+            "DELETE FROM port_allocations WHERE application_id = $1 AND surge = 1
+             AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
+        )
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The replicas' own ports (not surge ports), in replica order.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn host_ports(&self, app_id: &str, replicas: u32) -> Result<Vec<u16>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let held = allocations(&mut tx, app_id).await?;
+        tx.commit().await?;
+        Ok(held
+            .into_iter()
+            .filter(|(r, _)| *r < i64::from(replicas))
+            .map(|(_, p)| p)
+            .collect())
+    }
+
+    /// Surge ports of an ongoing rollout: (replica, port).
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn surge_ports(&self, app_id: &str) -> Result<Vec<(u32, u16)>, StoreError> {
+        let rows = sqlx::query("SELECT replica_index, port FROM port_allocations WHERE application_id = $1 AND surge = 1 ORDER BY replica_index")
+            .bind(app_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let replica: i64 = row.try_get("replica_index")?;
+                let port: i64 = row.try_get("port")?;
+                match (u32::try_from(replica), u16::try_from(port)) {
+                    (Ok(r), Ok(p)) => Ok((r, p)),
+                    _ => Err(StoreError::Corrupt(format!(
+                        "surge allocation {replica}/{port}"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// A second port for `replica`'s new container during a rollout (the existing one
+    /// if it has one already).
+    ///
+    /// # Errors
+    /// [`ApplicationError::PoolExhausted`] when no port is free.
+    pub async fn allocate_surge_port(
+        &self,
+        app_id: &str,
+        replica: u32,
+        range: PortRange,
+    ) -> Result<u16, ApplicationError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT port FROM port_allocations WHERE application_id = $1 AND replica_index = $2 AND surge = 1",
+        )
+        .bind(app_id)
+        .bind(i64::from(replica))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let port = match existing {
+            Some(port) => {
+                u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?
+            }
+            None => allocate(&mut tx, app_id, &[i64::from(replica)], range, true).await?[0],
+        };
+        tx.commit().await?;
+        Ok(port)
+    }
+
+    /// Ends a replica's rollout: its surge port becomes its port, the old one is freed.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn promote_surge_port(
+        &self,
+        app_id: &str,
+        replica: u32,
+        port: u16,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let promoted = sqlx::query("UPDATE port_allocations SET surge = 0 WHERE application_id = $1 AND port = $2 AND surge = 1")
+            .bind(app_id)
+            .bind(i64::from(port))
+            .execute(&mut *tx)
+            .await?;
+        if promoted.rows_affected() == 1 {
+            sqlx::query(
+                "DELETE FROM port_allocations WHERE application_id = $1 AND replica_index = $2 AND surge = 0 AND port <> $3",
+            )
+            .bind(app_id)
+            .bind(i64::from(replica))
+            .bind(i64::from(port))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// When the rollout of `generation` started (its deployments row), in ms.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn rollout_started(
+        &self,
+        app_id: &str,
+        generation: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM deployments WHERE application_id = $1 AND generation = $2",
+        )
+        .bind(app_id)
+        .bind(generation)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Marks the rollout of `generation` finished (`Complete`, `Failed`) once.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn finish_rollout(
+        &self,
+        app_id: &str,
+        generation: i64,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deployments SET status = $1, finished_at = $2 WHERE application_id = $3 AND generation = $4 AND finished_at IS NULL",
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(app_id)
+        .bind(generation)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Ends a deletion once its containers are gone: the application and every row of

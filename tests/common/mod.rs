@@ -84,17 +84,26 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the API alone, with settings `configure` may adjust.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
-    spawn(configure, Role::ApiOnly).await
+    spawn(configure, |_| {}, Role::ApiOnly).await
 }
 
 /// Starts API and controller (`longin serve`) on the real Docker engine, as a
 /// separate instance (its own container label) with its own 40-port range, so tests
 /// running in parallel never touch each other's containers or ports.
 pub async fn spawn_platform() -> TestApp {
-    spawn(|_| {}, Role::All).await
+    spawn_platform_with(|_| {}).await
 }
 
-async fn spawn(configure: impl FnOnce(&mut ApiConfig), role: Role) -> TestApp {
+/// Starts API and controller with server settings `configure` may adjust.
+pub async fn spawn_platform_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn(|_| {}, configure, Role::All).await
+}
+
+async fn spawn(
+    configure: impl FnOnce(&mut ApiConfig),
+    configure_args: impl FnOnce(&mut ServeArgs),
+    role: Role,
+) -> TestApp {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let database_url = fresh_database_url(data_dir.path()).await;
@@ -110,7 +119,7 @@ async fn spawn(configure: impl FnOnce(&mut ApiConfig), role: Role) -> TestApp {
             uuid::Uuid::new_v4().as_bytes()[0],
             uuid::Uuid::new_v4().as_bytes()[1],
         ]) % 250);
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         store: StoreArgs {
             data_dir: data_dir.path().to_owned(),
             database_url: Some(database_url.clone()),
@@ -135,7 +144,9 @@ async fn spawn(configure: impl FnOnce(&mut ApiConfig), role: Role) -> TestApp {
         bind_address: "127.0.0.1".parse().expect("ip"),
         instance: instance.clone(),
         resync_seconds: 5,
+        progress_deadline_seconds: 600,
     };
+    configure_args(&mut args);
     let mut config = args.api_config();
     config.audit_flush_interval = Duration::from_millis(50);
     configure(&mut config);
