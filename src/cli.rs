@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use longin_api::ApiConfig;
 use longin_api::auth::limiter::Limit;
 use longin_controller::ControllerConfig;
+use longin_controller::plan::RestartLimit;
 use longin_store::applications::PortRange;
 
 /// Longin: a self-hosted application platform.
@@ -224,6 +225,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_PROGRESS_DEADLINE_SECONDS", default_value_t = 600)]
     pub progress_deadline_seconds: u64,
 
+    /// First CrashLoopBackOff delay in seconds; it doubles on each restart up to 5 min.
+    #[arg(long, env = "LONGIN_RESTART_BACKOFF_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub restart_backoff_seconds: u64,
+
+    /// Restarts of one replica within 10 minutes that make the application Failed.
+    #[arg(long, env = "LONGIN_MAX_RESTARTS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_restarts: u64,
+
     /// Seconds between full resyncs of every application with the engine.
     #[arg(long, env = "LONGIN_RESYNC_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub resync_seconds: u64,
@@ -238,6 +247,11 @@ impl ServeArgs {
             bind_address: self.bind_address.to_string(),
             port_range: self.port_range,
             progress_deadline: Duration::from_secs(self.progress_deadline_seconds),
+            restart_limit: RestartLimit {
+                backoff_start_secs: i64::try_from(self.restart_backoff_seconds).unwrap_or(10),
+                max_restarts: usize::try_from(self.max_restarts).unwrap_or(5),
+                ..RestartLimit::default()
+            },
             resync: Duration::from_secs(self.resync_seconds),
             ..ControllerConfig::default()
         }

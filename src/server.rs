@@ -64,7 +64,12 @@ impl Server {
     ///
     /// # Errors
     /// Any dependency that cannot be reached or set up, with what it was.
-    pub async fn build(args: &ServeArgs, config: ApiConfig, role: Role) -> anyhow::Result<Self> {
+    pub async fn build(
+        args: &ServeArgs,
+        mut config: ApiConfig,
+        role: Role,
+    ) -> anyhow::Result<Self> {
+        config.check_docker = role == Role::All;
         let store = open_store(&args.store).await?;
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;

@@ -131,6 +131,8 @@ async fn applied_app_runs_answers_http_and_reports_running() {
             .iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
     );
+    let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["docker"], "ok", "{ready}");
     let containers: Value = app
         .get("/api/applications/web/containers", Some(&user.access_token))
         .await
@@ -535,5 +537,131 @@ async fn stuck_rollout_is_reported_while_the_old_replicas_keep_serving() {
         .await
         .unwrap();
     assert_eq!(history[0]["status"], "Failed", "{history}");
+    app.stop().await;
+}
+
+/// The app's restart count as the controller records it.
+async fn restart_count(app: &TestApp, token: &str, name: &str) -> i64 {
+    let containers: Value = app
+        .get(&format!("/api/applications/{name}/containers"), Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_health_check_restarts_with_growing_delays() {
+    let app = common::spawn_platform_with(|args| {
+        args.restart_backoff_seconds = 1;
+        args.max_restarts = 20;
+    })
+    .await;
+    let user = app.register("prober").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    let check = "  healthCheck: {http: {path: /missing}, periodSeconds: 1, failureThreshold: 1}\n";
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("sick", &image, 1, check),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let (mut last, started) = (0, std::time::Instant::now());
+    while seen.len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "restarts seen: {seen:?}"
+        );
+        let n = restart_count(&app, &user.access_token, "sick").await;
+        if n > last {
+            seen.push(started.elapsed().as_secs_f64());
+            last = n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gaps: Vec<f64> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("restart times {seen:?}, gaps {gaps:?}");
+    // CrashLoopBackOff from 1 s: 1, 2, 4 s between restarts (plus a probe period each).
+    assert!(
+        gaps[1] > gaps[0] && gaps[2] > gaps[1],
+        "delays grow: {gaps:?}"
+    );
+    assert!(gaps[2] >= 3.5 && gaps[2] >= 3.0 * gaps[0], "{gaps:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_app_fails_after_the_restart_limit_and_restart_recovers_it() {
+    let app = common::spawn_platform_with(|args| {
+        args.restart_backoff_seconds = 1;
+        args.max_restarts = 3;
+    })
+    .await;
+    let user = app.register("crasher").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    // Crashes until `fixed_at`, then serves: the bug is "fixed" while the app is Failed.
+    let fixed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 20;
+    let extra = format!(
+        "  command: [/bin/sh, -c]\n  args: ['if [ $(date +%s) -lt {fixed_at} ]; then echo crashing >&2; exit 3; fi; exec /bin/busybox httpd -f -p 8080 -h /www']\n  restartPolicy: Always\n"
+    );
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("crashy", &image, 1, &extra),
+    )
+    .await;
+    let failed = eventually(60, "phase Failed", || async {
+        let a = get(&app, &user.access_token, "crashy").await?;
+        (a["status"]["phase"] == "Failed").then_some(a)
+    })
+    .await;
+    assert!(
+        failed["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restarted 3 times"),
+        "{failed}"
+    );
+    // Failed is final: no more restarts happen on their own.
+    let count = restart_count(&app, &user.access_token, "crashy").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        restart_count(&app, &user.access_token, "crashy").await,
+        count
+    );
+
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= fixed_at
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let res = app
+        .post(
+            "/api/applications/crashy/restart",
+            &serde_json::json!({}),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let a = wait_for(&app, &user.access_token, "crashy", "Running", 1).await;
+    assert_eq!(
+        body_at(ports(&a)[0], "/").await.as_deref(),
+        Some("longin httpd 1.0")
+    );
     app.stop().await;
 }

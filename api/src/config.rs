@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub open_registration: bool,
     /// Host ports handed to replicas.
     pub port_range: PortRange,
+    /// Whether readiness includes the Docker engine (true where the controller runs).
+    pub check_docker: bool,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +53,7 @@ impl Default for ApiConfig {
             prune_interval: Duration::from_secs(3600),
             open_registration: true,
             port_range: PortRange::default(),
+            check_docker: false,
         }
     }
 }

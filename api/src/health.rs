@@ -34,7 +34,8 @@ async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// The process can do its work: the store answers.
+/// The process can do its work: the store answers (and the Docker engine, where the
+/// controller runs).
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, description = "A dependency is down", body = Health))
@@ -49,8 +50,24 @@ async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, axum::Json<Health
             }
             Err(_) => "timed out".to_owned(),
         };
-    let ready = store == "ok";
-    let checks = std::collections::BTreeMap::from([("store", store)]);
+    let mut checks = std::collections::BTreeMap::from([("store", store)]);
+    if ctx.config.check_docker {
+        let docker = match tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            longin_controller::engine_reachable(),
+        )
+        .await
+        {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: Docker engine unreachable");
+                "unreachable".to_owned()
+            }
+            Err(_) => "timed out".to_owned(),
+        };
+        checks.insert("docker", docker);
+    }
+    let ready = checks.values().all(|v| v == "ok");
     let (status, word) = if ready {
         (StatusCode::OK, "ready")
     } else {

@@ -26,6 +26,14 @@ use reconciler::Context;
 pub use reconciler::ControllerConfig;
 pub use runtime::DockerRuntime;
 
+/// Whether the Docker engine answers (for readiness probes).
+///
+/// # Errors
+/// The engine cannot be reached or refuses.
+pub async fn engine_reachable() -> Result<(), runtime::RuntimeError> {
+    DockerRuntime::connect("readiness").await?.ping().await
+}
+
 /// Runs the controller until `cancel` fires: connects to Docker (retrying while it is
 /// down), then reconciles.
 pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {

@@ -3,8 +3,6 @@
 //! the gap, and the status that describes what it saw. No I/O, so every rule is
 //! unit-tested.
 
-use std::collections::BTreeMap;
-
 use longin_crds::application::{ApplicationStatus, Condition, Phase, RestartPolicy};
 
 /// What state a container is in, as far as reconcile cares.
@@ -450,9 +448,9 @@ pub fn status(
 /// 10 min of running, and a limit of restarts within a window before giving up.
 #[derive(Debug, Clone, Default)]
 pub struct CrashLoop {
-    /// Unix seconds of recent restarts.
+    /// Unix milliseconds of recent restarts.
     restarts: Vec<i64>,
-    /// Not before this Unix second.
+    /// Not before this Unix millisecond.
     next_allowed: i64,
 }
 
@@ -460,9 +458,11 @@ pub const BACKOFF_START_SECS: i64 = 10;
 pub const BACKOFF_CAP_SECS: i64 = 300;
 pub const HEALTHY_RESET_SECS: i64 = 600;
 
-/// Restart limits.
+/// Restart limits: CrashLoopBackOff's first delay (doubling to [`BACKOFF_CAP_SECS`]),
+/// and how many restarts within a window make the application Failed.
 #[derive(Debug, Clone, Copy)]
 pub struct RestartLimit {
+    pub backoff_start_secs: i64,
     pub max_restarts: usize,
     pub window_secs: i64,
 }
@@ -470,6 +470,7 @@ pub struct RestartLimit {
 impl Default for RestartLimit {
     fn default() -> Self {
         Self {
+            backoff_start_secs: BACKOFF_START_SECS,
             max_restarts: 5,
             window_secs: 600,
         }
@@ -477,7 +478,8 @@ impl Default for RestartLimit {
 }
 
 impl CrashLoop {
-    /// Seconds to wait before the next restart may happen, 0 if it may now.
+    /// Milliseconds to wait before the next restart may happen, 0 if it may now
+    /// (`now` in Unix milliseconds, as everywhere here).
     #[must_use]
     pub fn wait(&self, now: i64) -> i64 {
         (self.next_allowed - now).max(0)
@@ -488,17 +490,17 @@ impl CrashLoop {
     pub fn exhausted(&self, now: i64, limit: RestartLimit) -> bool {
         self.restarts
             .iter()
-            .filter(|t| now - **t < limit.window_secs)
+            .filter(|t| now - **t < limit.window_secs * 1000)
             .count()
             >= limit.max_restarts
     }
 
     /// Records a restart now and sets the delay before the next one.
-    pub fn record_restart(&mut self, now: i64) {
+    pub fn record_restart(&mut self, now: i64, limit: RestartLimit) {
         if self
             .restarts
             .last()
-            .is_some_and(|last| now - last > HEALTHY_RESET_SECS)
+            .is_some_and(|last| now - last > HEALTHY_RESET_SECS * 1000)
         {
             self.restarts.clear();
         }
@@ -506,7 +508,8 @@ impl CrashLoop {
         let doublings = u32::try_from(self.restarts.len().saturating_sub(1))
             .unwrap_or(u32::MAX)
             .min(10);
-        self.next_allowed = now + (BACKOFF_START_SECS << doublings).min(BACKOFF_CAP_SECS);
+        self.next_allowed = now
+            + ((limit.backoff_start_secs.max(1) * 1000) << doublings).min(BACKOFF_CAP_SECS * 1000);
     }
 
     /// How many restarts are remembered.
@@ -514,16 +517,6 @@ impl CrashLoop {
     pub fn restart_count(&self) -> usize {
         self.restarts.len()
     }
-}
-
-/// Group containers by the app uid label; the map's keys are the apps Docker knows of.
-#[must_use]
-pub fn by_app(containers: Vec<(String, Observed)>) -> BTreeMap<String, Vec<Observed>> {
-    let mut map: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
-    for (app, c) in containers {
-        map.entry(app).or_default().push(c);
-    }
-    map
 }
 
 #[cfg(test)]
@@ -878,14 +871,17 @@ mod tests {
     fn crash_loop_backs_off_doubling_to_the_cap_and_gives_up_at_the_limit() {
         let mut cl = CrashLoop::default();
         let limit = RestartLimit::default();
-        let mut now = 1_000;
+        let mut now = 1_000_000;
         let mut waits = Vec::new();
         for _ in 0..7 {
-            cl.record_restart(now);
+            cl.record_restart(now, limit);
             waits.push(cl.wait(now));
-            now += 1;
+            now += 1_000;
         }
-        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(
+            waits,
+            [10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]
+        );
         assert!(cl.exhausted(now, limit));
         assert!(!CrashLoop::default().exhausted(now, limit));
     }
@@ -893,10 +889,14 @@ mod tests {
     #[test]
     fn crash_loop_resets_after_ten_healthy_minutes() {
         let mut cl = CrashLoop::default();
-        cl.record_restart(0);
-        cl.record_restart(10);
-        cl.record_restart(10 + HEALTHY_RESET_SECS + 1);
+        let limit = RestartLimit::default();
+        cl.record_restart(0, limit);
+        cl.record_restart(10_000, limit);
+        cl.record_restart(10_000 + HEALTHY_RESET_SECS * 1000 + 1, limit);
         assert_eq!(cl.restart_count(), 1);
-        assert_eq!(cl.wait(10 + HEALTHY_RESET_SECS + 1), BACKOFF_START_SECS);
+        assert_eq!(
+            cl.wait(10_000 + HEALTHY_RESET_SECS * 1000 + 1),
+            BACKOFF_START_SECS * 1000
+        );
     }
 }

@@ -93,10 +93,10 @@ impl Context {
     }
 }
 
-/// (Unix seconds, RFC 3339) of now.
+/// (Unix milliseconds, RFC 3339) of now.
 fn now_pair() -> (i64, String) {
     let ms = longin_store::now_ms();
-    (ms / 1000, longin_store::time::rfc3339(ms))
+    (ms, longin_store::time::rfc3339(ms))
 }
 
 fn container_plan(
@@ -286,9 +286,11 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     continue;
                 }
                 if wait > 0 {
-                    facts.backing_off =
-                        Some(format!("back-off {wait}s restarting replica {replica}"));
-                    let again = Duration::from_secs(u64::try_from(wait).unwrap_or(1));
+                    facts.backing_off = Some(format!(
+                        "back-off {}s restarting replica {replica}",
+                        (wait + 999) / 1000
+                    ));
+                    let again = Duration::from_millis(u64::try_from(wait).unwrap_or(1000));
                     requeue = Some(requeue.map_or(again, |r| r.min(again)));
                     continue;
                 }
@@ -300,7 +302,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .unwrap_or_else(PoisonError::into_inner)
                     .entry(key)
                     .or_default()
-                    .record_restart(now);
+                    .record_restart(now, ctx.config.restart_limit);
                 metrics::counter!("longin_container_restarts_total", "app" => app.name.clone())
                     .increment(1);
             }

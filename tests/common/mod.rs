@@ -145,6 +145,8 @@ async fn spawn(
         instance: instance.clone(),
         resync_seconds: 5,
         progress_deadline_seconds: 600,
+        restart_backoff_seconds: 10,
+        max_restarts: 5,
     };
     configure_args(&mut args);
     let mut config = args.api_config();
