@@ -1,0 +1,226 @@
+//! kill -9 of `longin serve` in the middle of a rollout: started again, it adopts the
+//! containers it finds by label and converges, with no duplicates and no leaked ports.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{docker, eventually};
+
+struct Node {
+    data_dir: tempfile::TempDir,
+    database_url: String,
+    instance: String,
+    listen: String,
+    ports: (u16, u16),
+}
+
+impl Node {
+    fn start(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_longin"))
+            .args(["serve", "--listen", &self.listen])
+            .env("LONGIN_DATA_DIR", self.data_dir.path())
+            .env("DATABASE_URL", &self.database_url)
+            .env("LONGIN_INSTANCE", &self.instance)
+            .env(
+                "LONGIN_PORT_RANGE",
+                format!("{}-{}", self.ports.0, self.ports.1),
+            )
+            .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+            .env("LONGIN_RESYNC_SECONDS", "2")
+            .env(
+                "LONGIN_JWT_SECRET",
+                "crash-recovery-test-secret-0123456789abcdef",
+            )
+            .env_remove("REDIS_URL")
+            .env("LONGIN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
+    }
+}
+
+async fn app_state(client: &reqwest::Client, node: &Node, token: &str) -> Option<Value> {
+    let res = client
+        .get(node.url("/api/applications/survivor"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?;
+    (res.status() == StatusCode::OK).then_some(res.json().await.ok()?)
+}
+
+fn doc(image: &str) -> String {
+    format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: survivor}}\nspec:\n  image: {image}\n  containerPort: 8080\n  replicas: 3\n  terminationGracePeriodSeconds: 2\n  healthCheck: {{http: {{path: /healthz}}, periodSeconds: 1}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(data_dir.path()).await;
+    let block = 30_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let node = Node {
+        database_url,
+        instance: format!(
+            "longin-test-crash-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ),
+        listen: format!(
+            "127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        ),
+        ports: (block, block + 39),
+        data_dir,
+    };
+    let registry =
+        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let client = reqwest::Client::new();
+
+    let mut server = node.start();
+    eventually(60, "server ready", || async {
+        client
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    let res = client
+        .post(node.url("/api/auth/register"))
+        .json(&json!({"username": "survivor", "email": "s@example.com", "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let apply = |image: String| {
+        let (client, token, url) = (
+            client.clone(),
+            token.clone(),
+            node.url("/api/applications/apply"),
+        );
+        async move {
+            let res = client
+                .put(url)
+                .bearer_auth(token)
+                .header("content-type", "application/yaml")
+                .body(doc(&image))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    };
+    apply(format!("{registry}/longin/httpd:1.0")).await;
+    eventually(60, "3 replicas of 1.0 running", || async {
+        let a = app_state(&client, &node, &token).await?;
+        (a["status"]["phase"] == "Running" && a["status"]["readyReplicas"] == 3).then_some(())
+    })
+    .await;
+
+    // Roll to 2.0 and kill the server as soon as the first new container exists.
+    apply(format!("{registry}/longin/httpd:2.0")).await;
+    let filter = format!("label=io.longin.instance={}", node.instance);
+    eventually(60, "rollout under way", || async {
+        let images = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Image}}"]);
+        images.contains("httpd:2.0").then_some(())
+    })
+    .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let mut server = node.start();
+    let a = eventually(90, "converged on 2.0", || async {
+        let a = app_state(&client, &node, &token).await?;
+        let done = a["status"]["phase"] == "Running"
+            && a["status"]["readyReplicas"] == 3
+            && a["status"]["updatedReplicas"] == 3
+            && a["status"]["observedGeneration"] == a["metadata"]["generation"];
+        done.then_some(a)
+    })
+    .await;
+    let containers = eventually(30, "exactly 3 containers", || async {
+        let lines = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Label \"io.longin.replica\"}} {{.Image}} {{.State}}",
+        ]);
+        let lines: Vec<String> = lines.lines().map(str::to_owned).collect();
+        (lines.len() == 3).then_some(lines)
+    })
+    .await;
+    let mut replicas: Vec<&str> = containers
+        .iter()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    replicas.sort_unstable();
+    assert_eq!(
+        replicas,
+        ["0", "1", "2"],
+        "one container per replica: {containers:?}"
+    );
+    assert!(
+        containers
+            .iter()
+            .all(|l| l.contains("httpd:2.0") && l.ends_with("running")),
+        "{containers:?}"
+    );
+
+    let host_ports: Vec<u16> = a["status"]["hostPorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| u16::try_from(p.as_u64().unwrap()).unwrap())
+        .collect();
+    for port in &host_ports {
+        let body = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "longin httpd 2.0");
+    }
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&node.database_url))
+        .await
+        .unwrap();
+    let mut allocated = eventually(30, "no leaked ports", || async {
+        let p = store.allocated_ports().await.unwrap();
+        (p.len() == 3).then_some(p)
+    })
+    .await;
+    allocated.sort_unstable();
+    let mut expected = host_ports.clone();
+    expected.sort_unstable();
+    assert_eq!(allocated, expected);
+    store.close().await;
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    common::remove_instance_containers(&node.instance);
+}
