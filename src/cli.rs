@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the API only (scaled-out deployments: several behind a load balancer).
     Api(ServeArgs),
+    /// Run the controller only (scaled-out deployments: several against one
+    /// PostgreSQL; one leader acts, another takes over within ~15 s if it dies).
+    Controller(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(StoreArgs),
     /// Administrative tasks run against the store directly.
@@ -114,7 +117,11 @@ impl Command {
     pub fn is_client(&self) -> bool {
         !matches!(
             self,
-            Self::Serve(_) | Self::Api(_) | Self::Migrate(_) | Self::Admin { .. }
+            Self::Serve(_)
+                | Self::Api(_)
+                | Self::Controller(_)
+                | Self::Migrate(_)
+                | Self::Admin { .. }
         )
     }
 }

@@ -37,6 +37,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&args, Role::All).await,
         Command::Api(args) => serve(&args, Role::ApiOnly).await,
+        Command::Controller(args) => {
+            let store = server::open_store(&args.store).await?;
+            let cancel = CancellationToken::new();
+            tokio::spawn({
+                let cancel = cancel.clone();
+                async move {
+                    server::shutdown_signal().await;
+                    cancel.cancel();
+                }
+            });
+            longin_controller::run(store.clone(), args.controller_config(), cancel).await;
+            store.close().await;
+            Ok(())
+        }
         Command::Migrate(args) => {
             let store = server::open_store(&args).await?;
             store.close().await;

@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{docker, eventually};
+use common::{InstanceContainers, KillOnDrop, docker, eventually};
 
 struct Node {
     data_dir: tempfile::TempDir,
@@ -21,28 +21,30 @@ struct Node {
 }
 
 impl Node {
-    fn start(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_longin"))
-            .args(["serve", "--listen", &self.listen])
-            .env("LONGIN_DATA_DIR", self.data_dir.path())
-            .env("DATABASE_URL", &self.database_url)
-            .env("LONGIN_INSTANCE", &self.instance)
-            .env(
-                "LONGIN_PORT_RANGE",
-                format!("{}-{}", self.ports.0, self.ports.1),
-            )
-            .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
-            .env("LONGIN_RESYNC_SECONDS", "2")
-            .env(
-                "LONGIN_JWT_SECRET",
-                "crash-recovery-test-secret-0123456789abcdef",
-            )
-            .env_remove("REDIS_URL")
-            .env("LONGIN_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+    fn start(&self) -> KillOnDrop {
+        KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_longin"))
+                .args(["serve", "--listen", &self.listen])
+                .env("LONGIN_DATA_DIR", self.data_dir.path())
+                .env("DATABASE_URL", &self.database_url)
+                .env("LONGIN_INSTANCE", &self.instance)
+                .env(
+                    "LONGIN_PORT_RANGE",
+                    format!("{}-{}", self.ports.0, self.ports.1),
+                )
+                .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+                .env("LONGIN_RESYNC_SECONDS", "2")
+                .env(
+                    "LONGIN_JWT_SECRET",
+                    "crash-recovery-test-secret-0123456789abcdef",
+                )
+                .env_remove("REDIS_URL")
+                .env("LONGIN_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     fn url(&self, path: &str) -> String {
@@ -88,6 +90,7 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
         ports: (block, block + 39),
         data_dir,
     };
+    let _containers = InstanceContainers(node.instance.clone());
     let registry =
         std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
     let client = reqwest::Client::new();
@@ -145,8 +148,7 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
         images.contains("httpd:2.0").then_some(())
     })
     .await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
     let mut server = node.start();
     let a = eventually(90, "converged on 2.0", || async {
@@ -219,7 +221,5 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
     assert_eq!(allocated, expected);
     store.close().await;
 
-    server.kill().unwrap();
-    server.wait().unwrap();
-    common::remove_instance_containers(&node.instance);
+    server.kill();
 }

@@ -34,9 +34,98 @@ pub async fn engine_reachable() -> Result<(), runtime::RuntimeError> {
     DockerRuntime::connect("readiness").await?.ping().await
 }
 
-/// Runs the controller until `cancel` fires: connects to Docker (retrying while it is
-/// down), then reconciles.
+/// How long a leader's lease lasts without renewal: a dead leader is replaced within
+/// about this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often the leader renews, and others try to take over.
+pub const LEASE_RENEW: Duration = Duration::from_secs(5);
+
+/// Runs the controller until `cancel` fires. Only the holder of the instance's leader
+/// lease acts; the others wait, trying every few seconds, and take over within about
+/// [`LEASE_TTL`] of the leader's death. A leader that cannot renew stops acting.
 pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {
+    let lease = format!("controller:{}", config.instance);
+    let holder = format!(
+        "{}:{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned()),
+        std::process::id(),
+        &uuid_like()
+    );
+    loop {
+        metrics::gauge!("longin_controller_leader").set(0.0);
+        // Wait for the lease.
+        loop {
+            match store.try_acquire_lease(&lease, &holder, LEASE_TTL).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot reach the store for the leader lease")
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(LEASE_RENEW) => {}
+            }
+        }
+        tracing::info!(%holder, lease = %lease, "became the leader");
+        metrics::gauge!("longin_controller_leader").set(1.0);
+        let leading = cancel.child_token();
+        let renewer = tokio::spawn(renew(
+            store.clone(),
+            lease.clone(),
+            holder.clone(),
+            leading.clone(),
+        ));
+        run_engine(store.clone(), config.clone(), leading.clone()).await;
+        leading.cancel();
+        let _ = renewer.await;
+        if cancel.is_cancelled() {
+            if let Err(err) = store.release_lease(&lease, &holder).await {
+                tracing::warn!(error = %err, "could not release the leader lease");
+            }
+            tracing::info!("gave up the leader lease");
+            return;
+        }
+        tracing::warn!("lost the leader lease; standing by");
+    }
+}
+
+/// A short random id, so a restarted process with a reused pid is a new holder.
+fn uuid_like() -> String {
+    use rand::Rng;
+    format!("{:08x}", rand::rng().random::<u32>())
+}
+
+/// Renews the lease until `leading` is cancelled; cancels it when the lease is lost or
+/// cannot be renewed before it would expire.
+async fn renew(store: Store, lease: String, holder: String, leading: CancellationToken) {
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = leading.cancelled() => return,
+            () = tokio::time::sleep(LEASE_RENEW) => {}
+        }
+        match store.try_acquire_lease(&lease, &holder, LEASE_TTL).await {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(false) => {
+                tracing::error!("leader lease taken by another controller");
+                leading.cancel();
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot renew the leader lease");
+                // Stop acting before the lease could have expired and passed on.
+                if last_renewed.elapsed() + LEASE_RENEW >= LEASE_TTL {
+                    leading.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Connects to Docker (retrying while it is down), then reconciles until `cancel`.
+async fn run_engine(store: Store, config: ControllerConfig, cancel: CancellationToken) {
     let mut wait = Duration::from_millis(500);
     let runtime = loop {
         match DockerRuntime::connect(&config.instance).await {

@@ -11,6 +11,7 @@ pub mod applications;
 pub mod changes;
 mod db;
 mod error;
+pub mod leases;
 pub mod refresh_tokens;
 pub mod status;
 pub mod time;

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The controller's instance label: `io.longin.instance=<instance>`.
     pub instance: String,
+    /// Removes this instance's containers when the test ends, passed or panicked.
+    _containers: InstanceContainers,
     cancel: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -168,6 +170,7 @@ async fn spawn(
         database_url,
         redis_url,
         data_dir,
+        _containers: InstanceContainers(instance.clone()),
         instance,
         cancel,
         server: Some(handle),
@@ -301,6 +304,37 @@ pub async fn error_code(res: reqwest::Response) -> (StatusCode, Value) {
     assert!(body["error"]["code"].is_string(), "error shape: {body}");
     assert!(body["error"]["message"].is_string(), "error shape: {body}");
     (status, body)
+}
+
+/// A child process killed when the test ends, passed or panicked.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// kill -9 and reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Removes a test instance's containers when dropped.
+pub struct InstanceContainers(pub String);
+
+impl Drop for InstanceContainers {
+    fn drop(&mut self) {
+        remove_instance_containers(&self.0);
+    }
 }
 
 /// `docker rm -f` of every container of a test instance.

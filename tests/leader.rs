@@ -1,0 +1,190 @@
+//! Several `longin controller` processes on one store: one leader acts; when it dies
+//! another takes over within about the lease time.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use longin_store::applications::{ApplyMode, PortRange};
+use longin_store::users::{NewUser, Role};
+
+use common::{InstanceContainers, KillOnDrop, docker, eventually};
+
+fn controller(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    instance: &str,
+    ports: (u16, u16),
+) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_longin"))
+            .arg("controller")
+            .env("LONGIN_DATA_DIR", data_dir)
+            .env("DATABASE_URL", database_url)
+            .env("LONGIN_INSTANCE", instance)
+            .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
+            .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+            .env("LONGIN_RESYNC_SECONDS", "1")
+            .env("LONGIN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_controller_leads_and_another_takes_over_when_it_dies() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(data_dir.path()).await;
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&database_url))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let instance = format!(
+        "longin-test-lead-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _containers = InstanceContainers(instance.clone());
+    let block = 31_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let range = PortRange {
+        first: block,
+        last: block + 39,
+    };
+    let registry =
+        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+
+    let owner = store
+        .create_user(&NewUser {
+            username: "leader",
+            email: "l@example.com",
+            password_hash: "x",
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let doc = longin_crds::validation::parse_application(&serde_json::json!({
+        "apiVersion": "longin.io/v1", "kind": "Application",
+        "metadata": {"name": "led"},
+        "spec": {"image": format!("{registry}/longin/httpd:1.0"), "containerPort": 8080, "replicas": 2, "terminationGracePeriodSeconds": 1},
+    }))
+    .unwrap();
+    store
+        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .await
+        .unwrap();
+
+    let mut first = controller(
+        data_dir.path(),
+        &database_url,
+        &instance,
+        (range.first, range.last),
+    );
+    let first_pid = first.id();
+    let lease = format!("controller:{instance}");
+    eventually(30, "first controller leads", || async {
+        let l = store.lease(&lease).await.unwrap()?;
+        l.holder.contains(&format!(":{first_pid}:")).then_some(())
+    })
+    .await;
+    let mut second = controller(
+        data_dir.path(),
+        &database_url,
+        &instance,
+        (range.first, range.last),
+    );
+    let second_pid = second.id();
+
+    let filter = format!("label=io.longin.instance={instance}");
+    let count = || {
+        docker(&["ps", "-q", "--filter", &filter])
+            .split_whitespace()
+            .count()
+    };
+    eventually(60, "2 replicas running", || async {
+        (count() == 2).then_some(())
+    })
+    .await;
+    // Only the leader acts: a few resyncs later there are still exactly two containers.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(count(), 2);
+    assert!(
+        store
+            .lease(&lease)
+            .await
+            .unwrap()
+            .unwrap()
+            .holder
+            .contains(&format!(":{first_pid}:"))
+    );
+
+    first.kill();
+    let killed = Instant::now();
+    let victim = docker(&["ps", "-q", "--filter", &filter])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    docker(&["rm", "-f", &victim]);
+    eventually(40, "second controller takes over", || async {
+        let l = store.lease(&lease).await.unwrap()?;
+        l.holder.contains(&format!(":{second_pid}:")).then_some(())
+    })
+    .await;
+    let took_over = killed.elapsed();
+    eventually(40, "the removed replica is back", || async {
+        (count() == 2).then_some(())
+    })
+    .await;
+    println!(
+        "failover: lease taken over {:.1} s after kill -9",
+        took_over.as_secs_f64()
+    );
+    assert!(took_over.as_secs_f64() < 25.0, "{took_over:?}");
+
+    second.kill();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_lease_goes_to_one_contender_and_expires_for_the_next() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(data_dir.path()).await;
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&url))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let ttl = std::time::Duration::from_millis(300);
+    let attempts = (0..10).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .try_acquire_lease("l", &format!("h{i}"), ttl)
+                .await
+                .unwrap()
+        }
+    });
+    let won = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|w| *w)
+        .count();
+    assert_eq!(won, 1, "exactly one contender gets a free lease");
+    let holder = store.lease("l").await.unwrap().unwrap().holder;
+    assert!(
+        store.try_acquire_lease("l", &holder, ttl).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(!store.try_acquire_lease("l", "other", ttl).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        store.try_acquire_lease("l", "other", ttl).await.unwrap(),
+        "an expired lease is free"
+    );
+    store.release_lease("l", "other").await.unwrap();
+    assert!(store.lease("l").await.unwrap().is_none());
+    store.close().await;
+}
