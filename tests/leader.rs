@@ -19,6 +19,16 @@ fn controller(
     instance: &str,
     ports: (u16, u16),
 ) -> KillOnDrop {
+    controller_with_resync(data_dir, database_url, instance, ports, 1)
+}
+
+fn controller_with_resync(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    instance: &str,
+    ports: (u16, u16),
+    resync: u64,
+) -> KillOnDrop {
     KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_longin"))
             .arg("controller")
@@ -27,7 +37,7 @@ fn controller(
             .env("LONGIN_INSTANCE", instance)
             .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
             .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
-            .env("LONGIN_RESYNC_SECONDS", "1")
+            .env("LONGIN_RESYNC_SECONDS", resync.to_string())
             .env("LONGIN_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -186,5 +196,77 @@ async fn a_lease_goes_to_one_contender_and_expires_for_the_next() {
     );
     store.release_lease("l", "other").await.unwrap();
     assert!(store.lease("l").await.unwrap().is_none());
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_by_another_process_reaches_the_controller() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(data_dir.path()).await;
+    let postgres = database_url.starts_with("postgres");
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&database_url))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let instance = format!(
+        "longin-test-notify-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _containers = InstanceContainers(instance.clone());
+    let block = 33_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let range = PortRange {
+        first: block,
+        last: block + 39,
+    };
+    // PostgreSQL carries changes across processes with NOTIFY, so the resync can be an
+    // hour; a single-node SQLite install has one process, and across processes only the
+    // resync finds changes.
+    let resync = if postgres { 3600 } else { 2 };
+    let _controller = controller_with_resync(
+        data_dir.path(),
+        &database_url,
+        &instance,
+        (range.first, range.last),
+        resync,
+    );
+    let lease = format!("controller:{instance}");
+    eventually(30, "controller leads", || async {
+        store.lease(&lease).await.unwrap().map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let owner = store
+        .create_user(&NewUser {
+            username: "notifier",
+            email: "n@example.com",
+            password_hash: "x",
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let registry =
+        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let doc = longin_crds::validation::parse_application(&serde_json::json!({
+        "apiVersion": "longin.io/v1", "kind": "Application",
+        "metadata": {"name": "notified"},
+        "spec": {"image": format!("{registry}/longin/httpd:1.0"), "containerPort": 8080, "terminationGracePeriodSeconds": 1},
+    }))
+    .unwrap();
+    let applied = Instant::now();
+    store
+        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .await
+        .unwrap();
+    let filter = format!("label=io.longin.instance={instance}");
+    eventually(30, "container started", || async {
+        (!docker(&["ps", "-q", "--filter", &filter]).trim().is_empty()).then_some(())
+    })
+    .await;
+    let latency = applied.elapsed().as_secs_f64();
+    println!(
+        "apply in another process -> container running: {latency:.2} s (postgres: {postgres})"
+    );
+    assert!(latency < if postgres { 10.0 } else { 15.0 }, "{latency}");
     store.close().await;
 }

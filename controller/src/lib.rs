@@ -172,6 +172,10 @@ pub async fn run_with(
         queue.clone(),
         cancel.clone(),
     ));
+    tasks.spawn({
+        let (store, cancel) = (store.clone(), cancel.clone());
+        async move { store.forward_remote_changes(cancel).await }
+    });
     tasks.spawn(watch_probes(probe_rx, queue.clone(), cancel.clone()));
     tasks.spawn(watch_docker(runtime.clone(), queue.clone(), cancel.clone()));
     tasks.spawn(resync(

@@ -564,7 +564,7 @@ impl Store {
             .iter()
             .filter(|a| a.action != ApplyAction::Unchanged)
         {
-            self.changes().publish(&a.record.id);
+            self.announce(&a.record.id).await;
         }
         Ok(applied)
     }
@@ -635,7 +635,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.changes().publish(&record.id);
+        self.announce(&record.id).await;
         Ok(record)
     }
 
@@ -682,7 +682,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.changes().publish(&existing.id);
+        self.announce(&existing.id).await;
         Ok(gone)
     }
 

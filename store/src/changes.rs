@@ -1,8 +1,18 @@
 //! The change feed: which applications were written, so the controller reconciles them
-//! at once instead of at the next resync. In process (a broadcast channel); a missed
-//! message only costs latency, because the controller also resyncs periodically.
+//! at once instead of at the next resync. In process it is a broadcast channel; on
+//! PostgreSQL every change is also sent with NOTIFY, and a controller in another
+//! process (`longin api` + `longin controller`) forwards what it hears with LISTEN into
+//! its own feed. A missed message only costs latency: the controller also resyncs.
+
+use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Backend, Store};
+
+/// The PostgreSQL NOTIFY channel of application changes; the payload is the app's uid.
+pub const CHANNEL: &str = "longin_applications";
 
 /// Capacity of the feed; a slow subscriber that falls further behind is told it lagged
 /// and resyncs.
@@ -37,5 +47,61 @@ impl ChangeFeed {
 impl Default for ChangeFeed {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Store {
+    /// Announces a committed change of application `id`: in process, and to other
+    /// processes through NOTIFY on PostgreSQL. Failing to notify is logged, not fatal.
+    pub async fn announce(&self, id: &str) {
+        self.changes().publish(id);
+        if self.backend() == Backend::Postgres
+            && let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(id)
+                .execute(self.pool())
+                .await
+        {
+            tracing::warn!(error = %err, "could not NOTIFY an application change");
+        }
+    }
+
+    /// On PostgreSQL, LISTENs for changes made by other processes and republishes them
+    /// on this store's feed until `cancel` fires, reconnecting with backoff. Returns at
+    /// once on SQLite, whose single process already shares the in-process feed.
+    pub async fn forward_remote_changes(&self, cancel: CancellationToken) {
+        if self.backend() != Backend::Postgres {
+            return;
+        }
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match sqlx::postgres::PgListener::connect(self.url()).await {
+                Ok(mut listener) => match listener.listen(CHANNEL).await {
+                    Ok(()) => {
+                        tracing::info!(channel = CHANNEL, "listening for application changes");
+                        wait = Duration::from_millis(500);
+                        loop {
+                            tokio::select! {
+                                () = cancel.cancelled() => return,
+                                note = listener.recv() => match note {
+                                    Ok(note) => self.changes().publish(note.payload()),
+                                    Err(err) => {
+                                        tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                                        break;
+                                    }
+                                },
+                            }
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "LISTEN failed"),
+                },
+                Err(err) => tracing::warn!(error = %err, "cannot open the LISTEN connection"),
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
     }
 }

@@ -82,6 +82,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     changes: ChangeFeed,
+    /// Kept for PostgreSQL's LISTEN connection; never logged.
+    url: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -123,6 +125,7 @@ impl Store {
             pool,
             backend,
             changes: ChangeFeed::new(),
+            url: options.url.as_str().into(),
         })
     }
 
@@ -157,6 +160,10 @@ impl Store {
     #[must_use]
     pub fn changes(&self) -> &ChangeFeed {
         &self.changes
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
