@@ -1,0 +1,399 @@
+//! Controller benchmark: Longin against the bare Docker engine API, measured in one run
+//! on this machine (figures, not a pass/fail test).
+//!
+//! (a) apply -> first HTTP answer of one app, vs create+start through the engine API ->
+//!     first answer (target ratio <= 1.2);
+//! (b) 100 apps applied at once until all are Ready, vs creating and starting the same
+//!     100 containers through the engine API with the controller's concurrency (target
+//!     ratio <= 1.3);
+//! (c) the server's CPU time and RSS over 60 s idle with 100 apps running (target < 1 %
+//!     of one core, < 60 MB).
+//!
+//! Needs the test services (registry and images):
+//!   scripts/test-services >/dev/null && cargo bench --bench controller
+//! LONGIN_BENCH_APPS and LONGIN_BENCH_IDLE_SECONDS shrink it for a quick look.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+const PASSWORD: &str = "benchmark password";
+
+struct Server {
+    child: Child,
+    base: String,
+    instance: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        remove_label(&format!("io.longin.instance={}", self.instance));
+    }
+}
+
+fn remove_label(label: &str) {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("docker ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let instance = format!("longin-bench-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_longin"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("LONGIN_DATA_DIR", data.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("LONGIN_INSTANCE", &instance)
+        .env("LONGIN_PORT_RANGE", "41000-41999")
+        .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+        .env("LONGIN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start longin serve");
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        instance,
+        _data: data,
+    }
+}
+
+async fn answers(client: &reqwest::Client, port: u16) -> bool {
+    client
+        .get(format!("http://127.0.0.1:{port}/"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+async fn until_answers(client: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !answers(client, port).await {
+        assert!(Instant::now() < deadline, "port {port} never answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn app_doc(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec: {{image: '{image}', containerPort: 8080, replicas: 1, terminationGracePeriodSeconds: 1, resources: {{memory: 32Mi, cpu: 100m}}}}\n"
+    )
+}
+
+async fn apply(client: &reqwest::Client, server: &Server, token: &str, yaml: String) -> Value {
+    let res = client
+        .put(format!("{}/api/applications/apply", server.base))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success(),
+        "apply: {}",
+        res.text().await.unwrap()
+    );
+    res.json().await.unwrap()
+}
+
+/// Creates and starts one container the way the controller does, straight through
+/// the engine API.
+async fn docker_run(docker: &Docker, name: &str, image: &str, host_port: u16) -> String {
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        exposed_ports: Some(vec!["8080/tcp".to_owned()]),
+        labels: Some(HashMap::from([(
+            "io.longin.bench-baseline".to_owned(),
+            "1".to_owned(),
+        )])),
+        host_config: Some(HostConfig {
+            memory: Some(32 << 20),
+            port_bindings: Some(HashMap::from([(
+                "8080/tcp".to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(host_port.to_string()),
+                }]),
+            )])),
+            init: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .expect("create")
+        .id;
+    docker
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .expect("start");
+    id
+}
+
+/// (user+system CPU seconds, RSS bytes) of a process, from /proc.
+fn cpu_and_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3; utime and stime are fields 14 and 15.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (ticks / 100.0, rss_kb * 1024)
+}
+
+fn verdict(ratio: f64, target: f64) -> &'static str {
+    if ratio <= target {
+        "meets target"
+    } else {
+        "MISSES target"
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let apps: usize = std::env::var("LONGIN_BENCH_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let idle_secs: u64 = std::env::var("LONGIN_BENCH_IDLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let registry =
+        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let image = format!("{registry}/longin/httpd:1.0");
+    assert!(
+        Command::new("docker")
+            .args(["pull", "-q", &image])
+            .status()
+            .unwrap()
+            .success(),
+        "run scripts/test-services first"
+    );
+    let docker = Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    remove_label("io.longin.bench-baseline=1");
+
+    let server = start_server();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let res = client
+        .post(format!("{}/api/auth/register", server.base))
+        .json(&json!({"username": "bench", "email": "bench@example.com", "password": PASSWORD, "confirm_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // (a) one app, three rounds each, medians.
+    let mut longin_one = Vec::new();
+    let mut docker_one = Vec::new();
+    for round in 0..3 {
+        let started = Instant::now();
+        let port = free_port();
+        let id = docker_run(
+            &docker,
+            &format!("longin-bench-base-{}-{round}", std::process::id()),
+            &image,
+            port,
+        )
+        .await;
+        until_answers(&client, port).await;
+        docker_one.push(started.elapsed().as_secs_f64());
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+
+        let started = Instant::now();
+        let applied = apply(
+            &client,
+            &server,
+            &token,
+            app_doc(&format!("single-{round}"), &image),
+        )
+        .await;
+        let port = u16::try_from(
+            applied["results"][0]["application"]["status"]["hostPorts"][0]
+                .as_u64()
+                .unwrap(),
+        )
+        .unwrap();
+        until_answers(&client, port).await;
+        longin_one.push(started.elapsed().as_secs_f64());
+        client
+            .delete(format!("{}/api/applications/single-{round}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+    }
+    longin_one.sort_by(f64::total_cmp);
+    docker_one.sort_by(f64::total_cmp);
+    let (l1, d1) = (longin_one[1], docker_one[1]);
+
+    // (b) many apps at once.
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(8));
+    let mut baseline = Vec::new();
+    for i in 0..apps {
+        let (docker, image, permits) = (docker.clone(), image.clone(), permits.clone());
+        baseline.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            docker_run(
+                &docker,
+                &format!("longin-bench-many-{}-{i}", std::process::id()),
+                &image,
+                42_000 + u16::try_from(i).unwrap(),
+            )
+            .await
+        }));
+    }
+    for task in baseline {
+        task.await.unwrap();
+    }
+    let docker_many = started.elapsed().as_secs_f64();
+    remove_label("io.longin.bench-baseline=1");
+
+    let docs: Vec<String> = (0..apps)
+        .map(|i| app_doc(&format!("many-{i}"), &image))
+        .collect();
+    let started = Instant::now();
+    apply(&client, &server, &token, docs.join("---\n")).await;
+    loop {
+        let list: Value = client
+            .get(format!("{}/api/applications", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ready = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"]["readyReplicas"] == 1)
+            .count();
+        if ready == apps {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {ready}/{apps} ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let longin_many = started.elapsed().as_secs_f64();
+
+    // (c) idle with the apps running.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pid = server.child.id();
+    let (cpu_before, _) = cpu_and_rss(pid);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let (cpu_after, rss) = cpu_and_rss(pid);
+    let cpu_percent = (cpu_after - cpu_before) / idle_secs as f64 * 100.0;
+
+    println!(
+        "controller benchmark ({apps} apps, SQLite, this machine: {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "(a) apply -> first answer: longin {l1:.3} s, engine API {d1:.3} s, ratio {:.2} ({}, target <= 1.2)",
+        l1 / d1,
+        verdict(l1 / d1, 1.2)
+    );
+    println!(
+        "(b) {apps} apps until Ready: longin {longin_many:.2} s, engine API {docker_many:.2} s, ratio {:.2} ({}, target <= 1.3)",
+        longin_many / docker_many,
+        verdict(longin_many / docker_many, 1.3)
+    );
+    println!(
+        "(c) idle {idle_secs} s with {apps} apps: CPU {cpu_percent:.2} % of one core ({}, target < 1 %), RSS {:.1} MB ({}, target < 60 MB)",
+        verdict(cpu_percent, 1.0),
+        rss as f64 / 1e6,
+        verdict(rss as f64 / 1e6, 60.0)
+    );
+    drop(server);
+}
