@@ -140,14 +140,7 @@ fn container_plan(
 }
 
 async fn observe(ctx: &Context, app_id: &str) -> Result<Vec<Observed>, ReconcileError> {
-    Ok(ctx
-        .runtime
-        .managed_containers()
-        .await?
-        .into_iter()
-        .filter(|(app, _)| app == app_id)
-        .map(|(_, c)| c)
-        .collect())
+    Ok(ctx.runtime.containers_of(app_id).await?)
 }
 
 /// Reconciles one application; returns when to look again (`None`: on the next event

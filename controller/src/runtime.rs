@@ -136,7 +136,27 @@ impl DockerRuntime {
     /// # Errors
     /// The engine fails.
     pub async fn managed_containers(&self) -> Result<Vec<(String, Observed)>, RuntimeError> {
-        let filters = HashMap::from([("label".to_owned(), self.managed_filter())]);
+        self.list(self.managed_filter()).await
+    }
+
+    /// The managed containers of one application (the engine filters by label, so a
+    /// reconcile does not parse every other app's containers).
+    ///
+    /// # Errors
+    /// The engine fails.
+    pub async fn containers_of(&self, app_uid: &str) -> Result<Vec<Observed>, RuntimeError> {
+        let mut labels = self.managed_filter();
+        labels.push(format!("{}={app_uid}", labels::APP_UID));
+        Ok(self
+            .list(labels)
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
+    }
+
+    async fn list(&self, labels: Vec<String>) -> Result<Vec<(String, Observed)>, RuntimeError> {
+        let filters = HashMap::from([("label".to_owned(), labels)]);
         let summaries = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -275,11 +295,12 @@ impl DockerRuntime {
                 memory: Some(plan.memory_bytes),
                 // No swap beyond the memory limit: the limit means what it says.
                 memory_swap: Some(plan.memory_bytes),
+                // CPU is a share (weight), as the resource promises ("1" = 1024), not a
+                // hard quota: an idle host lends its cores to a busy app.
                 cpu_shares: Some(
                     i64::try_from(longin_crds::quantity::cpu_shares(plan.cpu_millis))
                         .unwrap_or(1024),
                 ),
-                nano_cpus: Some(i64::try_from(plan.cpu_millis).unwrap_or(1000) * 1_000_000),
                 port_bindings: Some(HashMap::from([(
                     port_key,
                     Some(vec![PortBinding {
@@ -348,44 +369,36 @@ impl DockerRuntime {
         }
     }
 
+    /// Stops a container: SIGTERM, `grace` seconds, SIGKILL. One already stopped is
+    /// fine, and so is one already gone when `gone_ok`.
+    async fn stop(&self, id: &str, grace: u32, gone_ok: bool) -> Result<(), RuntimeError> {
+        let options = StopContainerOptions {
+            t: Some(i32::try_from(grace).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if status_code(&err) == Some(304) => Ok(()),
+            Err(err) if gone_ok && status_code(&err) == Some(404) => Ok(()),
+            Err(err) => Err(RuntimeError::Engine {
+                operation: "stop container",
+                source: err,
+            }),
+        }
+    }
+
     /// Stops (SIGTERM, `grace` seconds, SIGKILL) then removes; one already gone is fine.
     ///
     /// # Errors
     /// The engine refuses.
     pub async fn stop_and_remove(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
-        let timeout = i32::try_from(grace).unwrap_or(i32::MAX);
-        match self
-            .docker
-            .stop_container(
-                id,
-                Some(StopContainerOptions {
-                    t: Some(timeout),
-                    signal: None,
-                }),
-            )
-            .await
-        {
-            Ok(()) => {}
-            Err(err) if matches!(status_code(&err), Some(304 | 404)) => {}
-            Err(err) => {
-                return Err(RuntimeError::Engine {
-                    operation: "stop container",
-                    source: err,
-                });
-            }
-        }
-        match self
-            .docker
-            .remove_container(
-                id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    link: false,
-                }),
-            )
-            .await
-        {
+        self.stop(id, grace, true).await?;
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(err) if matches!(status_code(&err), Some(404 | 409)) => Ok(()),
             Err(err) => Err(RuntimeError::Engine {
@@ -400,27 +413,7 @@ impl DockerRuntime {
     /// # Errors
     /// The engine refuses.
     pub async fn restart(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
-        let timeout = i32::try_from(grace).unwrap_or(i32::MAX);
-        match self
-            .docker
-            .stop_container(
-                id,
-                Some(StopContainerOptions {
-                    t: Some(timeout),
-                    signal: None,
-                }),
-            )
-            .await
-        {
-            Ok(()) => {}
-            Err(err) if status_code(&err) == Some(304) => {}
-            Err(err) => {
-                return Err(RuntimeError::Engine {
-                    operation: "stop container",
-                    source: err,
-                });
-            }
-        }
+        self.stop(id, grace, false).await?;
         self.start(id).await
     }
 }

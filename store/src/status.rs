@@ -85,6 +85,40 @@ impl Store {
         observed: &[ObservedContainer],
         replicas: i64,
     ) -> Result<(), StoreError> {
+        // Nothing to write in the common case (a resync of a settled app): compare first,
+        // so an idle controller reads instead of taking the write lock.
+        let mut current = sqlx::query(
+            "SELECT docker_id, replica_index, host_port, spec_hash, status, restart_count FROM containers
+             WHERE application_id = $1",
+        )
+        .bind(app_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok::<_, sqlx::Error>(ObservedContainer {
+                docker_id: r.try_get::<Option<String>, _>("docker_id")?.unwrap_or_default(),
+                replica_index: r.try_get("replica_index")?,
+                host_port: r.try_get::<Option<i64>, _>("host_port")?.unwrap_or_default(),
+                spec_hash: r.try_get("spec_hash")?,
+                status: r.try_get("status")?,
+                restart_count: r.try_get("restart_count")?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        current.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
+        let mut wanted = observed.to_vec();
+        wanted.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
+        let surplus_ports: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM port_allocations WHERE application_id = $1 AND (replica_index >= $2 OR surge = 1)",
+        )
+        .bind(app_id)
+        .bind(replicas)
+        .fetch_one(self.pool())
+        .await?;
+        if current == wanted && surplus_ports == 0 {
+            return Ok(());
+        }
         let mut tx = self.pool().begin().await?;
         let existing: Vec<(String, String)> =
             sqlx::query("SELECT id, docker_id FROM containers WHERE application_id = $1")
