@@ -72,7 +72,7 @@ fn doc(image: &str) -> String {
 async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks() {
     let data_dir = tempfile::tempdir().unwrap();
     let database_url = common::fresh_database_url(data_dir.path()).await;
-    let block = 30_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let block = 30_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 60);
     let node = Node {
         database_url,
         instance: format!(

@@ -59,7 +59,7 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let _containers = InstanceContainers(instance.clone());
-    let block = 31_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let block = 14_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 100);
     let range = PortRange {
         first: block,
         last: block + 39,
@@ -213,7 +213,7 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let _containers = InstanceContainers(instance.clone());
-    let block = 33_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 200);
+    let block = 18_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 50);
     let range = PortRange {
         first: block,
         last: block + 39,

@@ -226,6 +226,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         return Err(err.into());
     }
 
+    let acted = !steps.is_empty();
     for step in steps {
         match step {
             Step::Remove { id } => {
@@ -302,7 +303,12 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         }
     }
 
-    let observed = observe(ctx, app_id).await?;
+    // Look again only if something was done; an idle resync reuses what it saw.
+    let observed = if acted {
+        observe(ctx, app_id).await?
+    } else {
+        observed
+    };
     if deleting {
         if observed.iter().all(|c| c.state == RunState::Gone) {
             ctx.prober.set_targets(app_id, Vec::new());
@@ -347,7 +353,9 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     };
     let counts = plan::count(&desired, &observed, &health);
     let settled = counts.settled(replicas);
-    if settled {
+    let was_settled = app.status.phase == longin_crds::application::Phase::Running
+        && app.status.observed_generation == app.generation;
+    if settled && !was_settled {
         ctx.store
             .finish_rollout(app_id, app.generation, "Complete")
             .await?;
@@ -412,7 +420,8 @@ async fn write_status(
     let health = |id: &str| ctx.prober.health(id);
     let counts = plan::count(desired, observed, &health);
     let status = plan::status(desired, counts, facts, &app.status);
-    if ctx.store.write_status(&app.id, &status).await? {
+    // Compared here first: an unchanged status costs no statement at all.
+    if status != app.status && ctx.store.write_status(&app.id, &status).await? {
         tracing::debug!(app = %app.name, phase = status.phase.as_str(), ready = status.ready_replicas, "status changed");
         metrics::gauge!("longin_app_ready_replicas", "app" => app.name.clone())
             .set(f64::from(status.ready_replicas));
