@@ -304,6 +304,7 @@ impl ServeArgs {
                 ..defaults.client_limit
             },
             port_range: self.port_range,
+            controller_lease: longin_controller::lease_name(&self.instance),
             ..defaults
         }
     }

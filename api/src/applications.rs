@@ -448,9 +448,10 @@ async fn delete(
     audit: Option<axum::Extension<RequestAudit>>,
 ) -> Result<Response, AppError> {
     let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    let controller_active = ctx.store.lease_held(&ctx.config.controller_lease).await?;
     let gone = ctx
         .store
-        .delete_application(&record.owner_id, &name)
+        .delete_application(&record.owner_id, &name, controller_active)
         .await?;
     tracing::info!(app = %name, owner = %record.owner_username, gone, "application deletion requested");
     let status = if gone { "Deleted" } else { "Terminating" };

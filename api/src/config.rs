@@ -31,6 +31,9 @@ pub struct ApiConfig {
     pub port_range: PortRange,
     /// Whether readiness includes the Docker engine (true where the controller runs).
     pub check_docker: bool,
+    /// The controller's leader lease: while someone holds it, deletions are always
+    /// finished by the controller.
+    pub controller_lease: String,
 }
 
 impl Default for ApiConfig {
@@ -54,6 +57,7 @@ impl Default for ApiConfig {
             open_registration: true,
             port_range: PortRange::default(),
             check_docker: false,
+            controller_lease: "controller:longin".to_owned(),
         }
     }
 }

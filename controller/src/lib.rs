@@ -34,6 +34,12 @@ pub async fn engine_reachable() -> Result<(), runtime::RuntimeError> {
     DockerRuntime::connect("readiness").await?.ping().await
 }
 
+/// The name of an instance's leader lease.
+#[must_use]
+pub fn lease_name(instance: &str) -> String {
+    format!("controller:{instance}")
+}
+
 /// How long a leader's lease lasts without renewal: a dead leader is replaced within
 /// about this long.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -44,7 +50,7 @@ pub const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// lease acts; the others wait, trying every few seconds, and take over within about
 /// [`LEASE_TTL`] of the leader's death. A leader that cannot renew stops acting.
 pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {
-    let lease = format!("controller:{}", config.instance);
+    let lease = lease_name(&config.instance);
     let holder = format!(
         "{}:{}:{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned()),

@@ -640,8 +640,12 @@ impl Store {
     }
 
     /// Asks for deletion: the application turns Terminating and the controller removes
-    /// its containers, ports and rows. One that never had containers goes at once.
-    /// Returns whether it is already gone.
+    /// its containers, ports and rows. Returns whether it is already gone.
+    ///
+    /// When no controller is running (`controller_active` false) and no container was
+    /// ever recorded, nothing can be running it, so it goes at once. With a controller
+    /// alive it always goes through Terminating: the controller may have just started a
+    /// container it has not recorded yet, and only it can tell by looking at Docker.
     ///
     /// # Errors
     /// [`ApplicationError::NotFound`].
@@ -649,6 +653,7 @@ impl Store {
         &self,
         owner_id: &str,
         name: &str,
+        controller_active: bool,
     ) -> Result<bool, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
@@ -663,7 +668,7 @@ impl Store {
                 .bind(&existing.id)
                 .fetch_one(&mut *tx)
                 .await?;
-        let gone = containers == 0;
+        let gone = containers == 0 && !controller_active;
         if gone {
             sqlx::query("DELETE FROM applications WHERE id = $1")
                 .bind(&existing.id)

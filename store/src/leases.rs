@@ -57,6 +57,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether someone holds lease `name` now (it exists and has not expired).
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn lease_held(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lease(name)
+            .await?
+            .is_some_and(|l| l.expires_at > now_ms()))
+    }
+
     /// The lease's current holder, if any.
     ///
     /// # Errors
