@@ -255,3 +255,38 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod real_time_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn requeue_fires_in_real_time() {
+        let (queue, rx) = WorkQueue::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let runner = tokio::spawn({
+            let (runs, cancel) = (runs.clone(), cancel.clone());
+            run(
+                rx,
+                2,
+                move |_key: String| {
+                    let runs = runs.clone();
+                    async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, String>(Some(Duration::from_millis(200)))
+                    }
+                },
+                cancel,
+            )
+        });
+        queue.schedule("k", Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        cancel.cancel();
+        runner.await.expect("runner");
+        let n = runs.load(Ordering::SeqCst);
+        assert!(n >= 4, "ran {n} times in 1.1 s with a 200 ms requeue");
+    }
+}
