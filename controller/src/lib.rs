@@ -261,6 +261,17 @@ async fn watch_docker(runtime: DockerRuntime, queue: queue::WorkQueue, cancel: C
                         metrics::counter!("longin_docker_events_total").increment(1);
                         if let Some(app) = event.actor.and_then(|a| a.attributes).and_then(|a| a.get(labels::APP_UID).cloned()) {
                             queue.schedule(&app, Duration::ZERO);
+                            // The engine sends `die` a moment before a container lists as
+                            // exited; a reconcile run at once can still see it running.
+                            // Look again shortly after, so a crash is seen without
+                            // waiting for the resync.
+                            if matches!(action.as_str(), "die" | "oom" | "kill" | "stop") {
+                                let queue = queue.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                    queue.schedule(&app, Duration::ZERO);
+                                });
+                            }
                         }
                     }
                     Some(Err(err)) => {
