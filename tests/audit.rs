@@ -98,7 +98,8 @@ async fn audit_log_filters_and_pages() {
         &app,
         &admin.access_token,
         "?route=/healthz&per_page=2&page=2",
-        |p| p["total"] == 5,
+        // All five written (a page past the end would report its total separately).
+        |p| p["total"] == 5 && p["items"].as_array().is_some_and(|i| i.len() == 2),
     )
     .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
