@@ -54,8 +54,10 @@ async fn get(app: &TestApp, token: &str, name: &str) -> Option<Value> {
 
 /// Waits until the application reports `ready` ready replicas in phase `phase`.
 async fn wait_for(app: &TestApp, token: &str, name: &str, phase: &str, ready: u64) -> Value {
+    // Generous: a port just released by a removed container can refuse a new bind for a
+    // moment, and the reconcile then backs off before retrying.
     eventually(
-        60,
+        120,
         &format!("{name} {phase} with {ready} ready"),
         || async {
             let a = get(app, token, name).await?;
