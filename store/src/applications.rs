@@ -205,6 +205,19 @@ async fn find(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The owner's application `name`, or [`ApplicationError::NotFound`].
+async fn find_existing(
+    tx: &mut Transaction<'_, Any>,
+    owner_id: &str,
+    name: &str,
+) -> Result<ApplicationRecord, ApplicationError> {
+    find(tx, owner_id, name)
+        .await?
+        .ok_or_else(|| ApplicationError::NotFound {
+            name: name.to_owned(),
+        })
+}
+
 /// Ports of the application by replica index.
 pub(crate) async fn allocations(
     tx: &mut Transaction<'_, Any>,
@@ -583,12 +596,7 @@ impl Store {
     ) -> Result<ApplicationRecord, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
-        let existing =
-            find(&mut tx, owner_id, name)
-                .await?
-                .ok_or_else(|| ApplicationError::NotFound {
-                    name: name.to_owned(),
-                })?;
+        let existing = find_existing(&mut tx, owner_id, name).await?;
         if existing.deletion_timestamp.is_some() {
             return Err(ApplicationError::Terminating {
                 name: name.to_owned(),
@@ -657,12 +665,7 @@ impl Store {
     ) -> Result<bool, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
-        let existing =
-            find(&mut tx, owner_id, name)
-                .await?
-                .ok_or_else(|| ApplicationError::NotFound {
-                    name: name.to_owned(),
-                })?;
+        let existing = find_existing(&mut tx, owner_id, name).await?;
         let containers: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM containers WHERE application_id = $1")
                 .bind(&existing.id)
