@@ -250,6 +250,42 @@ async fn removed_or_stopped_containers_are_replaced() {
     })
     .await;
     eventually(30, "answers after restart", || body_at(port, "/")).await;
+
+    // A controller that dies between create and start leaves a container in the
+    // "created" state. Make one with the same labels, take the running one away, and
+    // the controller must start it rather than leave the replica dark.
+    let labels: std::collections::BTreeMap<String, String> = serde_json::from_str(&docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &second,
+    ]))
+    .unwrap();
+    let mut args = vec!["create".to_owned()];
+    for (k, v) in &labels {
+        args.extend(["--label".to_owned(), format!("{k}={v}")]);
+    }
+    args.extend([
+        "-p".to_owned(),
+        format!("127.0.0.1:{port}:8080"),
+        image.clone(),
+    ]);
+    let created = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let created = created.trim().to_owned();
+    docker(&["rm", "-f", &second]);
+    eventually(60, "the created container started", || async {
+        (containers_of(&app.instance, "healed")
+            .iter()
+            .map(|id| created.starts_with(id.as_str()))
+            .collect::<Vec<_>>()
+            == [true])
+        .then_some(())
+    })
+    .await;
+    eventually(30, "answers from the started container", || {
+        body_at(port, "/")
+    })
+    .await;
     app.stop().await;
 }
 

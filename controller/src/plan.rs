@@ -9,7 +9,10 @@ use longin_crds::application::{ApplicationStatus, Condition, Phase, RestartPolic
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
     Running,
-    /// Created but never started, or paused/restarting: transient.
+    /// Created but never started: left so by a controller that died between create
+    /// and start (or whose start failed). Nothing else will start it, so reconcile does.
+    Created,
+    /// Paused or restarting: transient.
     Starting,
     Exited {
         code: i64,
@@ -72,6 +75,9 @@ pub enum Step {
     Promote { replica: u32, host_port: u16 },
     /// Start an exited container again (its restart policy asks for it).
     Restart { id: String, replica: u32 },
+    /// Start a container that was created but never started. Not a restart: it never
+    /// ran, so it costs no crash-loop budget.
+    Start { id: String },
     /// Stop (SIGTERM, grace, SIGKILL) and remove.
     Remove { id: String },
 }
@@ -163,6 +169,9 @@ pub fn plan(
                         .map(|c| Step::Remove { id: c.id.clone() }),
                 );
                 match current.state {
+                    RunState::Created => steps.push(Step::Start {
+                        id: current.id.clone(),
+                    }),
                     RunState::Exited { code }
                         if wants_restart(desired.restart_policy, code)
                             && desired.restarts_allowed =>
@@ -256,7 +265,11 @@ pub fn count(
         let mine: Vec<&Observed> = observed
             .iter()
             .filter(|c| {
-                c.replica == replica && matches!(c.state, RunState::Running | RunState::Starting)
+                c.replica == replica
+                    && matches!(
+                        c.state,
+                        RunState::Running | RunState::Created | RunState::Starting
+                    )
             })
             .collect();
         if mine.is_empty() {
@@ -650,6 +663,25 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_container_left_created_by_a_crash_is_started_even_while_backing_off() {
+        // The controller died between create and start of a rollout's new container.
+        let mut d = desired(1, &[3100]);
+        d.surge_ports = &[(0, 3200)];
+        d.restarts_allowed = false;
+        let observed = [
+            c("old", 0, "h0", 3100, RunState::Running),
+            c("new", 0, "h1", 3200, RunState::Created),
+        ];
+        assert_eq!(
+            plan(&d, &observed, &unknown),
+            [Step::Start { id: "new".into() }]
+        );
+        // It counts as a live replica of the current spec, not yet serving.
+        let counts = count(&d, &observed[1..], &unknown);
+        assert_eq!((counts.replicas, counts.updated, counts.ready), (1, 1, 0));
     }
 
     #[test]

@@ -254,6 +254,10 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .await?;
                 tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
             }
+            Step::Start { id } => {
+                tracing::info!(app = %app.name, container = %id, "starting a container that was created but never started");
+                ctx.runtime.start(&id).await?;
+            }
             Step::Restart { id, replica } => {
                 let key = (app_id.to_owned(), replica);
                 let (wait, exhausted) = {
@@ -384,6 +388,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
             spec_hash: c.spec_hash.clone(),
             status: match c.state {
                 RunState::Running => "running".to_owned(),
+                RunState::Created => "created".to_owned(),
                 RunState::Starting => "starting".to_owned(),
                 RunState::Exited { code } => format!("exited({code})"),
                 RunState::Gone => "gone".to_owned(),

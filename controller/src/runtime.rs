@@ -184,6 +184,7 @@ impl DockerRuntime {
                 .unwrap_or(0);
             let state = match s.state {
                 Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+                Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
                 Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited {
                     code: self.exit_code(&id).await,
                 },
