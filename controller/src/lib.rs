@@ -9,6 +9,7 @@ pub mod labels;
 pub mod plan;
 pub mod prober;
 pub mod queue;
+pub mod quiet;
 pub mod reconciler;
 pub mod runtime;
 
@@ -183,11 +184,17 @@ pub async fn run_with(
         async move { store.forward_remote_changes(cancel).await }
     });
     tasks.spawn(watch_probes(probe_rx, queue.clone(), cancel.clone()));
-    tasks.spawn(watch_docker(runtime.clone(), queue.clone(), cancel.clone()));
+    tasks.spawn(watch_docker(
+        store.clone(),
+        runtime.clone(),
+        queue.clone(),
+        cancel.clone(),
+    ));
     tasks.spawn(resync(
         store.clone(),
         runtime.clone(),
         queue.clone(),
+        ctx.quiet.clone(),
         config.resync,
         cancel.clone(),
     ));
@@ -237,7 +244,12 @@ async fn watch_probes(
 
 /// Follows the engine's container events for managed containers; reconnects with
 /// backoff when the stream breaks and then resyncs, since events may have been missed.
-async fn watch_docker(runtime: DockerRuntime, queue: queue::WorkQueue, cancel: CancellationToken) {
+async fn watch_docker(
+    store: Store,
+    runtime: DockerRuntime,
+    queue: queue::WorkQueue,
+    cancel: CancellationToken,
+) {
     let mut wait = Duration::from_millis(500);
     loop {
         let filters = HashMap::from([
@@ -291,46 +303,76 @@ async fn watch_docker(runtime: DockerRuntime, queue: queue::WorkQueue, cancel: C
         }
         wait = (wait * 2).min(Duration::from_secs(30));
         // Whatever happened while the stream was down is picked up by a full pass.
-        schedule_everything(&runtime, None, &queue).await;
+        schedule_everything(&store, &runtime, &queue, None).await;
     }
 }
 
 /// Schedules every application the store knows and every app uid Docker has managed
-/// containers for (so orphans get cleaned up).
+/// containers for (so orphans get cleaned up) — except, given `quiet`, the quiet ones
+/// whose containers have not changed since they settled.
 async fn schedule_everything(
+    store: &Store,
     runtime: &DockerRuntime,
-    store: Option<&Store>,
     queue: &queue::WorkQueue,
+    quiet: Option<&quiet::QuietApps>,
 ) {
-    if let Some(store) = store {
-        match store.application_ids().await {
-            Ok(ids) => ids.iter().for_each(|id| queue.schedule(id, Duration::ZERO)),
-            Err(err) => tracing::warn!(error = %err, "resync could not list applications"),
+    let containers = match runtime.managed_containers().await {
+        Ok(containers) => containers,
+        Err(err) => {
+            tracing::warn!(error = %err, "resync could not list containers");
+            Vec::new()
         }
+    };
+    let mut by_app: HashMap<&str, Vec<&plan::Observed>> = HashMap::new();
+    for (app, c) in &containers {
+        by_app.entry(app.as_str()).or_default().push(c);
     }
-    match runtime.managed_containers().await {
-        Ok(containers) => containers
-            .iter()
-            .for_each(|(app, _)| queue.schedule(app, Duration::ZERO)),
-        Err(err) => tracing::warn!(error = %err, "resync could not list containers"),
+    let ids = match store.application_ids().await {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::warn!(error = %err, "resync could not list applications");
+            Vec::new()
+        }
+    };
+    let apps = ids
+        .iter()
+        .map(String::as_str)
+        .chain(by_app.keys().copied())
+        .collect::<std::collections::HashSet<_>>();
+    let mut scheduled = 0_u64;
+    for app in apps {
+        let mine = by_app.get(app).map_or(&[][..], Vec::as_slice);
+        if quiet.is_some_and(|q| q.unchanged(app, mine)) {
+            continue;
+        }
+        scheduled += 1;
+        queue.schedule(app, Duration::ZERO);
     }
+    metrics::counter!("longin_controller_resync_scheduled_total").increment(scheduled);
 }
+
+/// Every this many resync passes, quiet applications are reconciled too.
+const FULL_RESYNC_EVERY: u64 = 10;
 
 async fn resync(
     store: Store,
     runtime: DockerRuntime,
     queue: queue::WorkQueue,
+    quiet: quiet::QuietApps,
     every: Duration,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pass = 0_u64;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = tick.tick() => {
                 metrics::gauge!("longin_controller_last_resync_timestamp_seconds").set(longin_store::now_ms() as f64 / 1000.0);
-                schedule_everything(&runtime, Some(&store), &queue).await;
+                let full = pass.is_multiple_of(FULL_RESYNC_EVERY);
+                pass += 1;
+                schedule_everything(&store, &runtime, &queue, (!full).then_some(&quiet)).await;
             }
         }
     }

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::labels;
 use crate::plan::{self, CrashLoop, Desired, Facts, Observed, RestartLimit, RunState, Step};
 use crate::prober::{Prober, Target};
+use crate::quiet::QuietApps;
 use crate::runtime::{ContainerPlan, DockerRuntime, RuntimeError};
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -72,6 +73,8 @@ pub struct Context {
     crash_loops: Arc<Mutex<HashMap<(String, u32), CrashLoop>>>,
     /// Apps that exhausted their restarts, with the generation that did.
     failed: Arc<Mutex<HashMap<String, (i64, String)>>>,
+    /// Apps whose last reconcile found nothing to do (the resync may skip them).
+    pub quiet: QuietApps,
 }
 
 impl Context {
@@ -89,6 +92,7 @@ impl Context {
             config,
             crash_loops: Arc::default(),
             failed: Arc::default(),
+            quiet: QuietApps::default(),
         }
     }
 }
@@ -160,6 +164,8 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
 }
 
 async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>, ReconcileError> {
+    // Known quiet again only if this reconcile ends with nothing done and nothing due.
+    ctx.quiet.forget(app_id);
     let observed = observe(ctx, app_id).await?;
     let Some(app) = ctx.store.application_by_id(app_id).await? else {
         // Orphans: managed containers whose application is gone.
@@ -411,6 +417,9 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     if !settled && facts.failed.is_none() {
         let soon = Duration::from_secs(2);
         requeue = Some(requeue.map_or(soon, |r| r.min(soon)));
+    }
+    if !acted && requeue.is_none() {
+        ctx.quiet.settle(app_id, &observed);
     }
     Ok(requeue)
 }
