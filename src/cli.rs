@@ -243,6 +243,20 @@ pub struct ServeArgs {
     /// Seconds between full resyncs of every application with the engine.
     #[arg(long, env = "LONGIN_RESYNC_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub resync_seconds: u64,
+
+    /// How often containers' CPU, memory, network and block I/O are collected: `30s`,
+    /// `5s`, `2m` (1 s to 1 h).
+    #[arg(long, env = "LONGIN_METRICS_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub metrics_interval: Duration,
+
+    /// Days to keep collected container metrics.
+    #[arg(long, env = "LONGIN_METRICS_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub metrics_retention_days: u32,
+
+    /// Bearer token Prometheus must present on /metrics. Without it /metrics is open
+    /// to anyone who can reach the server (it names every application).
+    #[arg(long, env = "LONGIN_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -260,9 +274,36 @@ impl ServeArgs {
                 ..RestartLimit::default()
             },
             resync: Duration::from_secs(self.resync_seconds),
+            metrics_interval: self.metrics_interval,
             ..ControllerConfig::default()
         }
     }
+}
+
+/// Parses an interval: a number with `s`, `m` or `h` (a bare number is seconds),
+/// from 1 s to 1 h.
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s, 5s or 2m, got {s:?}"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        other => return Err(format!("unknown unit {other:?}: use s, m or h")),
+    };
+    if !(1..=3600).contains(&secs) {
+        return Err(format!("{s} is out of range: from 1s to 1h"));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Parses `FIRST-LAST`, both ports, FIRST ≤ LAST.
@@ -305,6 +346,10 @@ impl ServeArgs {
             },
             port_range: self.port_range,
             controller_lease: longin_controller::lease_name(&self.instance),
+            metrics_interval: self.metrics_interval,
+            metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days) * 86_400),
+            metrics_token: self.metrics_token.clone(),
+            data_dir: self.store.data_dir.clone(),
             ..defaults
         }
     }

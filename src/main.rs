@@ -47,7 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     cancel.cancel();
                 }
             });
-            longin_controller::run(store.clone(), args.controller_config(), cancel).await;
+            let bus = server::event_bus(&args).await?;
+            longin_controller::run(store.clone(), bus, args.controller_config(), cancel).await;
             store.close().await;
             Ok(())
         }

@@ -16,6 +16,7 @@ use longin_api::auth::password::PasswordHasher;
 use longin_api::auth::secret;
 use longin_api::{ApiConfig, ApiContext};
 use longin_controller::ControllerConfig;
+use longin_store::bus::Bus;
 use longin_store::refresh_tokens::{RedisRefreshTokens, RefreshTokenStore, SqlRefreshTokens};
 use longin_store::{Store, StoreOptions};
 
@@ -74,28 +75,31 @@ impl Server {
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;
 
-        let (refresh_tokens, login_failures): (
+        let (refresh_tokens, login_failures, bus): (
             Arc<dyn RefreshTokenStore>,
             Arc<dyn FailureCounter>,
+            Bus,
         ) = match &args.redis_url {
             Some(url) => {
-                let client = redis::Client::open(url.as_str()).context("parsing REDIS_URL")?;
-                let conn = redis::aio::ConnectionManager::new(client)
-                    .await
-                    .context("connecting to Redis")?;
-                tracing::info!(prefix = %args.redis_prefix, "sessions and sign-in limits in Redis");
+                let (client, conn) = connect_redis(url).await?;
+                tracing::info!(prefix = %args.redis_prefix, "sessions, sign-in limits and live events in Redis");
                 (
                     Arc::new(RedisRefreshTokens::new(
                         conn.clone(),
                         args.redis_prefix.clone(),
                         config.refresh_token_lifetime,
                     )),
-                    Arc::new(RedisFailureCounter::new(conn, args.redis_prefix.clone())),
+                    Arc::new(RedisFailureCounter::new(
+                        conn.clone(),
+                        args.redis_prefix.clone(),
+                    )),
+                    Bus::with_redis(client, conn, &args.redis_prefix),
                 )
             }
             None => (
                 Arc::new(SqlRefreshTokens::new(store.clone())),
                 Arc::new(MemoryFailureCounter::default()),
+                Bus::in_process(),
             ),
         };
 
@@ -107,6 +111,7 @@ impl Server {
             refresh_tokens,
             login_failures,
             audit,
+            bus,
             config: Arc::new(config),
         };
         let listener = TcpListener::bind(args.listen)
@@ -173,12 +178,23 @@ impl Server {
                 "retention"
             }
         });
+        tasks.spawn({
+            let (bus, cancel) = (ctx.bus.clone(), background.clone());
+            async move {
+                bus.run_redis_listener(cancel).await;
+                "event bus listener"
+            }
+        });
         if role == Role::All {
             tasks.spawn({
-                let (store, cancel, config) =
-                    (ctx.store.clone(), background.clone(), controller.clone());
+                let (store, bus, cancel, config) = (
+                    ctx.store.clone(),
+                    ctx.bus.clone(),
+                    background.clone(),
+                    controller.clone(),
+                );
                 async move {
-                    longin_controller::run(store, config, cancel).await;
+                    longin_controller::run(store, bus, config, cancel).await;
                     "controller"
                 }
             });
@@ -205,6 +221,34 @@ impl Server {
         store.close().await;
         served.context("serving HTTP")
     }
+}
+
+/// A Redis client and a managed connection to it.
+///
+/// # Errors
+/// The URL is invalid or Redis does not answer.
+pub async fn connect_redis(
+    url: &str,
+) -> anyhow::Result<(redis::Client, redis::aio::ConnectionManager)> {
+    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+    let conn = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .context("connecting to Redis")?;
+    Ok((client, conn))
+}
+
+/// The event bus `args` ask for: through Redis when `REDIS_URL` is set.
+///
+/// # Errors
+/// Redis does not answer.
+pub async fn event_bus(args: &ServeArgs) -> anyhow::Result<Bus> {
+    Ok(match &args.redis_url {
+        Some(url) => {
+            let (client, conn) = connect_redis(url).await?;
+            Bus::with_redis(client, conn, &args.redis_prefix)
+        }
+        None => Bus::in_process(),
+    })
 }
 
 /// Argon2 hashes allowed at once: one per core, plus one, so hashing can use the

@@ -34,6 +34,15 @@ pub struct ApiConfig {
     /// The controller's leader lease: while someone holds it, deletions are always
     /// finished by the controller.
     pub controller_lease: String,
+    /// How often the collector samples containers (a metric older than two intervals
+    /// is stale).
+    pub metrics_interval: Duration,
+    /// How long collected container metrics are kept.
+    pub metrics_retention: Duration,
+    /// The bearer token /metrics requires, if any.
+    pub metrics_token: Option<String>,
+    /// The data directory (its filesystem's free space is exported).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +67,10 @@ impl Default for ApiConfig {
             port_range: PortRange::default(),
             check_docker: false,
             controller_lease: "controller:longin".to_owned(),
+            metrics_interval: Duration::from_secs(30),
+            metrics_retention: Duration::from_secs(7 * 24 * 3600),
+            metrics_token: None,
+            data_dir: std::path::PathBuf::from("."),
         }
     }
 }

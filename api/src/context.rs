@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use longin_store::Store;
+use longin_store::bus::Bus;
 use longin_store::refresh_tokens::RefreshTokenStore;
 
 use crate::audit::AuditLog;
@@ -20,5 +21,7 @@ pub struct ApiContext {
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     pub login_failures: Arc<dyn FailureCounter>,
     pub audit: AuditLog,
+    /// Live events (metrics cycles, status changes) for the WebSocket streams.
+    pub bus: Bus,
     pub config: Arc<ApiConfig>,
 }

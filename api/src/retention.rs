@@ -1,5 +1,5 @@
-//! Retention: periodically deletes audit rows past their retention and expired
-//! refresh tokens, so the store does not grow without bound.
+//! Retention: periodically deletes audit rows and container metrics past their
+//! retention, and expired refresh tokens, so the store does not grow without bound.
 
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,16 @@ async fn prune_once(ctx: &ApiContext) {
             }
         }
         Err(err) => tracing::warn!(error = ?err, "could not prune api logs"),
+    }
+    let keep = i64::try_from(ctx.config.metrics_retention.as_millis()).unwrap_or(i64::MAX);
+    match ctx.store.prune_usage(now.saturating_sub(keep)).await {
+        Ok(rows) => {
+            metrics::counter!("longin_pruned_rows_total", "table" => "metrics").increment(rows);
+            if rows > 0 {
+                tracing::info!(rows, "pruned old container metrics");
+            }
+        }
+        Err(err) => tracing::warn!(error = ?err, "could not prune container metrics"),
     }
     match ctx.refresh_tokens.prune_expired(now).await {
         Ok(rows) => {

@@ -5,6 +5,7 @@
 //! schedule work; `reconcile(app)` always reads both sides afresh, so a missed event
 //! costs latency, never correctness.
 
+pub mod collector;
 pub mod labels;
 pub mod plan;
 pub mod prober;
@@ -12,6 +13,7 @@ pub mod queue;
 pub mod quiet;
 pub mod reconciler;
 pub mod runtime;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use longin_store::Store;
+use longin_store::bus::Bus;
 
 use reconciler::Context;
 pub use reconciler::ControllerConfig;
@@ -50,7 +53,7 @@ pub const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// Runs the controller until `cancel` fires. Only the holder of the instance's leader
 /// lease acts; the others wait, trying every few seconds, and take over within about
 /// [`LEASE_TTL`] of the leader's death. A leader that cannot renew stops acting.
-pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {
+pub async fn run(store: Store, bus: Bus, config: ControllerConfig, cancel: CancellationToken) {
     let lease = lease_name(&config.instance);
     let holder = format!(
         "{}:{}:{}",
@@ -83,7 +86,7 @@ pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationTok
             holder.clone(),
             leading.clone(),
         ));
-        run_engine(store.clone(), config.clone(), leading.clone()).await;
+        run_engine(store.clone(), bus.clone(), config.clone(), leading.clone()).await;
         leading.cancel();
         let _ = renewer.await;
         if cancel.is_cancelled() {
@@ -132,7 +135,7 @@ async fn renew(store: Store, lease: String, holder: String, leading: Cancellatio
 }
 
 /// Connects to Docker (retrying while it is down), then reconciles until `cancel`.
-async fn run_engine(store: Store, config: ControllerConfig, cancel: CancellationToken) {
+async fn run_engine(store: Store, bus: Bus, config: ControllerConfig, cancel: CancellationToken) {
     let mut wait = Duration::from_millis(500);
     let runtime = loop {
         match DockerRuntime::connect(&config.instance).await {
@@ -147,13 +150,14 @@ async fn run_engine(store: Store, config: ControllerConfig, cancel: Cancellation
             }
         }
     };
-    run_with(store, runtime, config, cancel).await;
+    run_with(store, runtime, bus, config, cancel).await;
 }
 
 /// Runs the controller on an engine connection until `cancel` fires.
 pub async fn run_with(
     store: Store,
     runtime: DockerRuntime,
+    bus: Bus,
     config: ControllerConfig,
     cancel: CancellationToken,
 ) {
@@ -169,6 +173,7 @@ pub async fn run_with(
         store.clone(),
         runtime.clone(),
         prober.clone(),
+        bus.clone(),
         config.clone(),
     );
 
@@ -188,6 +193,13 @@ pub async fn run_with(
         store.clone(),
         runtime.clone(),
         queue.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(collector::run(
+        store.clone(),
+        runtime.clone(),
+        bus.clone(),
+        config.metrics_interval,
         cancel.clone(),
     ));
     tasks.spawn(resync(

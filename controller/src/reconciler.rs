@@ -10,6 +10,7 @@ use longin_crds::application::ApplicationSpec;
 use longin_crds::quantity::{parse_cpu, parse_memory};
 use longin_store::Store;
 use longin_store::applications::ApplicationRecord;
+use longin_store::bus::{AppRef, Bus, Event};
 use longin_store::status::ObservedContainer;
 use tracing::Instrument;
 
@@ -45,6 +46,8 @@ pub struct ControllerConfig {
     pub port_range: longin_store::applications::PortRange,
     /// How long a rollout may take before it is reported stuck.
     pub progress_deadline: Duration,
+    /// How often containers' stats are collected.
+    pub metrics_interval: Duration,
     pub restart_limit: RestartLimit,
 }
 
@@ -57,6 +60,7 @@ impl Default for ControllerConfig {
             concurrency: 8,
             port_range: longin_store::applications::PortRange::default(),
             progress_deadline: Duration::from_secs(600),
+            metrics_interval: Duration::from_secs(30),
             restart_limit: RestartLimit::default(),
         }
     }
@@ -68,6 +72,8 @@ pub struct Context {
     pub store: Store,
     pub runtime: DockerRuntime,
     pub prober: Prober,
+    /// Where status changes and reconcile errors are published.
+    pub bus: Bus,
     pub config: ControllerConfig,
     /// CrashLoopBackOff per (app, replica).
     crash_loops: Arc<Mutex<HashMap<(String, u32), CrashLoop>>>,
@@ -83,12 +89,14 @@ impl Context {
         store: Store,
         runtime: DockerRuntime,
         prober: Prober,
+        bus: Bus,
         config: ControllerConfig,
     ) -> Self {
         Self {
             store,
             runtime,
             prober,
+            bus,
             config,
             crash_loops: Arc::default(),
             failed: Arc::default(),
@@ -157,6 +165,15 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
     let span = tracing::info_span!("reconcile", app = %app_id);
     let result = reconcile_inner(&app_id, &ctx).instrument(span).await;
     let outcome = if result.is_ok() { "success" } else { "error" };
+    if let Err(err) = &result {
+        ctx.bus
+            .publish(Event::ReconcileError {
+                app_id: app_id.clone(),
+                message: err.to_string(),
+                timestamp: longin_store::time::rfc3339(longin_store::now_ms()),
+            })
+            .await;
+    }
     metrics::counter!("longin_reconciles_total", "result" => outcome).increment(1);
     metrics::histogram!("longin_reconcile_duration_seconds")
         .record(started.elapsed().as_secs_f64());
@@ -307,7 +324,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .entry(key)
                     .or_default()
                     .record_restart(now, ctx.config.restart_limit);
-                metrics::counter!("longin_container_restarts_total", "app" => app.name.clone())
+                metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
                     .increment(1);
             }
         }
@@ -437,10 +454,16 @@ async fn write_status(
     // Compared here first: an unchanged status costs no statement at all.
     if status != app.status && ctx.store.write_status(&app.id, &status).await? {
         tracing::debug!(app = %app.name, phase = status.phase.as_str(), ready = status.ready_replicas, "status changed");
-        metrics::gauge!("longin_app_ready_replicas", "app" => app.name.clone())
-            .set(f64::from(status.ready_replicas));
-        metrics::gauge!("longin_app_desired_replicas", "app" => app.name.clone())
-            .set(f64::from(desired.replicas));
+        ctx.bus
+            .publish(Event::Status {
+                app: AppRef {
+                    app_id: app.id.clone(),
+                    owner_id: app.owner_id.clone(),
+                    name: app.name.clone(),
+                },
+                status: status.clone(),
+            })
+            .await;
     }
     Ok(status)
 }

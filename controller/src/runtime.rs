@@ -11,12 +11,13 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 
 use crate::labels;
 use crate::plan::{Observed, RunState};
+use crate::stats::Sample;
 
 /// What went wrong talking to the engine.
 #[derive(Debug, thiserror::Error)]
@@ -416,5 +417,27 @@ impl DockerRuntime {
     pub async fn restart(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
         self.stop(id, grace, false).await?;
         self.start(id).await
+    }
+
+    /// One reading of a container's stats, without the engine's second sample (see
+    /// `collector`).
+    ///
+    /// # Errors
+    /// The engine failed or the container is gone.
+    pub async fn one_shot_stats(&self, id: &str) -> Result<Sample, RuntimeError> {
+        let mut stream = self.docker.stats(
+            id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        match stream.next().await {
+            Some(Ok(stats)) => Ok(Sample::from_stats(&stats)),
+            Some(Err(err)) => Err(engine("stats")(err)),
+            None => Err(engine("stats")(bollard::errors::Error::DockerStreamError {
+                error: format!("no stats for {id}"),
+            })),
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod api_logs;
 pub mod applications;
+pub mod bus;
 pub mod changes;
 mod db;
 mod error;
@@ -15,6 +16,7 @@ pub mod leases;
 pub mod refresh_tokens;
 pub mod status;
 pub mod time;
+pub mod usage;
 pub mod users;
 
 pub use db::{Backend, Store, StoreOptions};

@@ -39,6 +39,19 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Every application of every user (for metrics and the collector).
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn all_applications(&self) -> Result<Vec<ApplicationRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Every application's uid, for periodic resyncs.
     ///
     /// # Errors

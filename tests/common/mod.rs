@@ -149,6 +149,9 @@ async fn spawn(
         progress_deadline_seconds: 600,
         restart_backoff_seconds: 10,
         max_restarts: 5,
+        metrics_interval: Duration::from_secs(30),
+        metrics_retention_days: 7,
+        metrics_token: None,
     };
     configure_args(&mut args);
     let mut config = args.api_config();
@@ -326,6 +329,34 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts `longin controller` on a store, resyncing every `resync` seconds, with
+/// `env` added to its environment.
+pub fn spawn_controller(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    instance: &str,
+    ports: (u16, u16),
+    resync: u64,
+    env: &[(&str, &str)],
+) -> KillOnDrop {
+    KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_longin"))
+            .arg("controller")
+            .env("LONGIN_DATA_DIR", data_dir)
+            .env("DATABASE_URL", database_url)
+            .env("LONGIN_INSTANCE", instance)
+            .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
+            .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+            .env("LONGIN_RESYNC_SECONDS", resync.to_string())
+            .env("LONGIN_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Removes a test instance's containers when dropped.
