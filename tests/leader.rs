@@ -5,46 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use longin_store::applications::{ApplyMode, PortRange};
 use longin_store::users::{NewUser, Role};
 
-use common::{InstanceContainers, KillOnDrop, docker, eventually};
-
-fn controller(
-    data_dir: &std::path::Path,
-    database_url: &str,
-    instance: &str,
-    ports: (u16, u16),
-) -> KillOnDrop {
-    controller_with_resync(data_dir, database_url, instance, ports, 1)
-}
-
-fn controller_with_resync(
-    data_dir: &std::path::Path,
-    database_url: &str,
-    instance: &str,
-    ports: (u16, u16),
-    resync: u64,
-) -> KillOnDrop {
-    KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_longin"))
-            .arg("controller")
-            .env("LONGIN_DATA_DIR", data_dir)
-            .env("DATABASE_URL", database_url)
-            .env("LONGIN_INSTANCE", instance)
-            .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
-            .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
-            .env("LONGIN_RESYNC_SECONDS", resync.to_string())
-            .env("LONGIN_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
+use common::{InstanceContainers, docker, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_controller_leads_and_another_takes_over_when_it_dies() {
@@ -87,11 +53,13 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
         .await
         .unwrap();
 
-    let mut first = controller(
+    let mut first = common::spawn_controller(
         data_dir.path(),
         &database_url,
         &instance,
         (range.first, range.last),
+        1,
+        &[],
     );
     let first_pid = first.id();
     let lease = format!("controller:{instance}");
@@ -100,11 +68,13 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
         l.holder.contains(&format!(":{first_pid}:")).then_some(())
     })
     .await;
-    let mut second = controller(
+    let mut second = common::spawn_controller(
         data_dir.path(),
         &database_url,
         &instance,
         (range.first, range.last),
+        1,
+        &[],
     );
     let second_pid = second.id();
 
@@ -222,12 +192,13 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
     // hour; a single-node SQLite install has one process, and across processes only the
     // resync finds changes.
     let resync = if postgres { 3600 } else { 2 };
-    let _controller = controller_with_resync(
+    let _controller = common::spawn_controller(
         data_dir.path(),
         &database_url,
         &instance,
         (range.first, range.last),
         resync,
+        &[],
     );
     let lease = format!("controller:{instance}");
     eventually(30, "controller leads", || async {
