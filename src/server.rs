@@ -71,6 +71,7 @@ impl Server {
         role: Role,
     ) -> anyhow::Result<Self> {
         config.check_docker = role == Role::All;
+        longin_api::prometheus::install();
         let store = open_store(&args.store).await?;
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{TestApp, error_code, spawn_app, spawn_app_with};
+use common::{TestApp, apply_yaml, error_code, spawn_app, spawn_app_with};
 
 const HELLO: &str = r"
 apiVersion: longin.io/v1
@@ -28,17 +28,6 @@ spec:
   healthCheck:
     http: {path: /healthz}
 ";
-
-async fn apply_yaml(app: &TestApp, token: &str, yaml: &str) -> reqwest::Response {
-    app.client
-        .put(app.url("/api/applications/apply"))
-        .bearer_auth(token)
-        .header("content-type", "application/yaml")
-        .body(yaml.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn apply_ok(app: &TestApp, token: &str, yaml: &str) -> Vec<Value> {
     let res = apply_yaml(app, token, yaml).await;

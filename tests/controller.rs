@@ -9,66 +9,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::{TestApp, docker, eventually, spawn_platform};
-
-fn registry() -> String {
-    std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| {
-        assert!(
-            std::env::var("CI").is_err_and(|_| true)
-                || std::env::var("CI").is_ok_and(|v| v != "true"),
-            "CI must provide LONGIN_TEST_REGISTRY"
-        );
-        "127.0.0.1:5000".to_owned()
-    })
-}
-
-fn app_yaml(name: &str, image: &str, replicas: u32, extra: &str) -> String {
-    format!(
-        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {image}\n  containerPort: 8080\n  replicas: {replicas}\n  terminationGracePeriodSeconds: 2\n{extra}"
-    )
-}
-
-async fn apply(app: &TestApp, token: &str, yaml: &str) -> Value {
-    let res = app
-        .client
-        .put(app.url("/api/applications/apply"))
-        .bearer_auth(token)
-        .header("content-type", "application/yaml")
-        .body(yaml.to_owned())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json().await.unwrap()
-}
-
-async fn get(app: &TestApp, token: &str, name: &str) -> Option<Value> {
-    let res = app
-        .get(&format!("/api/applications/{name}"), Some(token))
-        .await;
-    if res.status() == StatusCode::NOT_FOUND {
-        return None;
-    }
-    Some(res.json().await.unwrap())
-}
-
-/// Waits until the application reports `ready` ready replicas in phase `phase`.
-async fn wait_for(app: &TestApp, token: &str, name: &str, phase: &str, ready: u64) -> Value {
-    // Generous: a port just released by a removed container can refuse a new bind for a
-    // moment, and the reconcile then backs off before retrying.
-    eventually(
-        120,
-        &format!("{name} {phase} with {ready} ready"),
-        || async {
-            let a = get(app, token, name).await?;
-            (a["status"]["phase"] == phase
-                && a["status"]["readyReplicas"] == ready
-                && a["status"]["observedGeneration"] == a["metadata"]["generation"])
-                .then_some(a)
-        },
-    )
-    .await
-}
+use common::{
+    TestApp, app_yaml, apply, docker, eventually, get_application as get, registry, spawn_platform,
+    wait_for,
+};
 
 fn containers_of(instance: &str, name: &str) -> Vec<String> {
     docker(&[

@@ -63,7 +63,10 @@ async fn cycles_are_summed_downsampled_and_pruned() {
 
     // Four cycles, 10 s apart, two containers each; and a row for an app that is gone.
     let mut rows = Vec::new();
-    for (i, at) in [100_000_i64, 110_000, 120_000, 130_000].into_iter().enumerate() {
+    for (i, at) in [100_000_i64, 110_000, 120_000, 130_000]
+        .into_iter()
+        .enumerate()
+    {
         let i = i as f64;
         rows.push(row(&app, "c1", at, 10.0 + i, 100));
         rows.push(row(&app, "c2", at, 20.0 + i, 300));
@@ -72,10 +75,7 @@ async fn cycles_are_summed_downsampled_and_pruned() {
     store.record_usage(&rows).await.unwrap();
 
     // Steps of 20 s: [100 s, 120 s) holds cycles 100 and 110, [120 s, 140 s) 120 and 130.
-    let series = store
-        .usage_series(&app, 0, 200_000, 20_000)
-        .await
-        .unwrap();
+    let series = store.usage_series(&app, 0, 200_000, 20_000).await.unwrap();
     assert_eq!(series.len(), 2, "{series:?}");
     assert_eq!(series[0].at, 100_000);
     assert_eq!(series[0].cpu_percent, 31.0); // (30 + 32) / 2
@@ -96,13 +96,20 @@ async fn cycles_are_summed_downsampled_and_pruned() {
     );
 
     let latest = store.latest_usage(0).await.unwrap();
-    assert_eq!(latest.len(), 1, "the unknown app was never stored: {latest:?}");
+    assert_eq!(
+        latest.len(),
+        1,
+        "the unknown app was never stored: {latest:?}"
+    );
     assert_eq!(latest[0].application_id, app);
     assert_eq!(latest[0].recorded_at, 130_000);
     assert_eq!(latest[0].cpu_percent, 36.0);
     assert_eq!(latest[0].memory_bytes, 400.0);
     assert_eq!(latest[0].containers, 2);
-    assert!(store.latest_usage(130_000).await.unwrap().is_empty(), "stale");
+    assert!(
+        store.latest_usage(130_000).await.unwrap().is_empty(),
+        "stale"
+    );
 
     assert_eq!(store.prune_usage(120_000).await.unwrap(), 4);
     let left = store.usage_series(&app, 0, 200_000, 1_000).await.unwrap();

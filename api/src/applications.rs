@@ -43,9 +43,9 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default)]
 #[into_params(parameter_in = Query)]
-struct OwnerQuery {
+pub(crate) struct OwnerQuery {
     /// Admins only: act on this user's applications instead of their own.
-    owner: Option<String>,
+    pub(crate) owner: Option<String>,
 }
 
 /// The owner id the request acts for.
@@ -374,7 +374,7 @@ async fn list(
     respond(StatusCode::OK, &headers, &list)
 }
 
-async fn find(
+pub(crate) async fn find(
     ctx: &ApiContext,
     user: &AuthUser,
     owner: Option<&str>,

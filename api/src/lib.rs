@@ -11,7 +11,9 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod pagination;
+pub mod prometheus;
 pub mod retention;
+pub mod usage;
 pub mod users;
 
 use axum::Router;
@@ -68,6 +70,7 @@ fn routes() -> OpenApiRouter<ApiContext> {
         .merge(auth::router())
         .merge(admin::router())
         .merge(applications::router())
+        .merge(usage::router())
         .merge(health::router())
 }
 
@@ -83,6 +86,7 @@ pub fn app(ctx: ApiContext) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/metrics", axum::routing::get(prometheus::scrape))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

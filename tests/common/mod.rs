@@ -416,3 +416,68 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The local registry the test images are pushed to.
+pub fn registry() -> String {
+    std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| {
+        assert!(
+            std::env::var("CI").is_err_and(|_| true)
+                || std::env::var("CI").is_ok_and(|v| v != "true"),
+            "CI must provide LONGIN_TEST_REGISTRY"
+        );
+        "127.0.0.1:5000".to_owned()
+    })
+}
+
+pub fn app_yaml(name: &str, image: &str, replicas: u32, extra: &str) -> String {
+    format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {image}\n  containerPort: 8080\n  replicas: {replicas}\n  terminationGracePeriodSeconds: 2\n{extra}"
+    )
+}
+
+/// `PUT /api/applications/apply` of a YAML document; the response as it came.
+pub async fn apply_yaml(app: &TestApp, token: &str, yaml: &str) -> reqwest::Response {
+    app.client
+        .put(app.url("/api/applications/apply"))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Applies a YAML document, asserting 200; the response body.
+pub async fn apply(app: &TestApp, token: &str, yaml: &str) -> Value {
+    let res = apply_yaml(app, token, yaml).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+pub async fn get_application(app: &TestApp, token: &str, name: &str) -> Option<Value> {
+    let res = app
+        .get(&format!("/api/applications/{name}"), Some(token))
+        .await;
+    if res.status() == StatusCode::NOT_FOUND {
+        return None;
+    }
+    Some(res.json().await.unwrap())
+}
+
+/// Waits until the application reports `ready` ready replicas in phase `phase`.
+pub async fn wait_for(app: &TestApp, token: &str, name: &str, phase: &str, ready: u64) -> Value {
+    // Generous: a port just released by a removed container can refuse a new bind for a
+    // moment, and the reconcile then backs off before retrying.
+    eventually(
+        120,
+        &format!("{name} {phase} with {ready} ready"),
+        || async {
+            let a = get_application(app, token, name).await?;
+            (a["status"]["phase"] == phase
+                && a["status"]["readyReplicas"] == ready
+                && a["status"]["observedGeneration"] == a["metadata"]["generation"])
+                .then_some(a)
+        },
+    )
+    .await
+}

@@ -1,0 +1,384 @@
+//! `GET /metrics` in Prometheus' text format: everything recorded through the
+//! `metrics` facade (controller, HTTP, auth), plus per-application gauges read from the
+//! store at scrape time, plus the data directory's free space.
+//!
+//! Why per-application gauges come from the store: an application can be served by
+//! another process's controller, and a gauge set through the facade lives forever —
+//! a deleted application would keep its last values and keep alerts firing. Read at
+//! scrape time, a deleted application simply has no series.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use longin_crds::application::Phase;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
+
+use crate::context::ApiContext;
+use crate::error::AppError;
+
+/// Histogram buckets for every `*_duration_seconds`: 1 ms to 5 min.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same
+/// handle). `None` if another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".to_owned()),
+                    DURATION_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    metrics::gauge!("longin_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                        .set(1.0);
+                    Some(handle)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "a metrics recorder is already installed; /metrics shows only what Longin reads at scrape time");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The help text of every metric recorded through the facade (Prometheus' linter,
+/// `promtool check metrics`, wants one for each). Keep in step with the recording sites.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "longin_build_info",
+        "Longin's version, as a label; always 1."
+    );
+    // Controller.
+    describe_counter!(
+        "longin_reconciles_total",
+        "Reconciles by result (success, error)."
+    );
+    describe_histogram!(
+        "longin_reconcile_duration_seconds",
+        Unit::Seconds,
+        "Time one reconcile takes."
+    );
+    describe_gauge!(
+        "longin_controller_queue_depth",
+        "Applications waiting in the work queue."
+    );
+    describe_gauge!(
+        "longin_controller_reconciles_running",
+        "Reconciles running now."
+    );
+    describe_gauge!(
+        "longin_controller_leader",
+        "1 while this process holds the controller's leader lease."
+    );
+    describe_gauge!(
+        "longin_controller_last_resync_timestamp_seconds",
+        "When the last periodic resync ran (Unix time)."
+    );
+    describe_counter!(
+        "longin_controller_resync_scheduled_total",
+        "Applications the periodic resync scheduled."
+    );
+    describe_counter!(
+        "longin_docker_events_total",
+        "Container events from the engine that triggered a reconcile."
+    );
+    describe_counter!(
+        "longin_container_restarts_total",
+        "Container restarts by application (owner/name)."
+    );
+    describe_counter!("longin_image_pulls_total", "Image pulls by result.");
+    describe_histogram!(
+        "longin_image_pull_duration_seconds",
+        Unit::Seconds,
+        "Time one image pull takes."
+    );
+    describe_counter!("longin_probes_total", "Health probes by result.");
+    describe_gauge!("longin_probe_targets", "Containers being health-checked.");
+    // Stats collection and live events.
+    describe_histogram!(
+        "longin_metrics_collection_duration_seconds",
+        Unit::Seconds,
+        "Time one stats cycle over every running container takes."
+    );
+    describe_counter!(
+        "longin_metrics_collection_errors_total",
+        "Stats cycles that failed."
+    );
+    describe_counter!(
+        "longin_bus_publish_failures_total",
+        "Events that could not be published to Redis (delivered locally only)."
+    );
+    // API.
+    describe_histogram!(
+        "longin_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP requests by method, matched route and status."
+    );
+    describe_counter!("longin_login_failures_total", "Failed sign-ins.");
+    describe_counter!(
+        "longin_login_rate_limited_total",
+        "Sign-ins refused by the failure limits."
+    );
+    describe_counter!(
+        "longin_refresh_token_reuse_total",
+        "Reused (stolen or replayed) refresh tokens detected."
+    );
+    describe_counter!(
+        "longin_api_logs_written_total",
+        "Request audit rows written."
+    );
+    describe_counter!(
+        "longin_api_logs_dropped_total",
+        "Request audit rows dropped (queue full or store down)."
+    );
+    describe_gauge!(
+        "longin_api_logs_last_flush_timestamp_seconds",
+        "When the audit log was last written (Unix time)."
+    );
+    describe_counter!(
+        "longin_pruned_rows_total",
+        "Rows deleted by retention, by table."
+    );
+    describe_gauge!(
+        "longin_retention_last_run_timestamp_seconds",
+        "When retention last ran (Unix time)."
+    );
+}
+
+/// Prometheus' text exposition format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The scrape endpoint.
+pub async fn scrape(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some(token) = &ctx.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compared as digests: equal length, so the time taken says nothing.
+        if Sha256::digest(presented.as_bytes()) != Sha256::digest(token.as_bytes()) {
+            return Err(AppError::Unauthorized(
+                "/metrics needs the bearer token set in LONGIN_METRICS_TOKEN".to_owned(),
+            ));
+        }
+    }
+    let mut body = String::new();
+    if let Some(handle) = install() {
+        handle.run_upkeep();
+        body.push_str(&handle.render());
+    }
+    body.push_str(&app_section(&ctx).await.map_err(AppError::internal)?);
+    body.push_str(&disk_section(&ctx.config.data_dir));
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Ok(response)
+}
+
+/// One gauge family: its samples by `app`.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(String, f64)>,
+}
+
+async fn app_section(ctx: &ApiContext) -> Result<String, longin_store::StoreError> {
+    let apps = ctx.store.all_applications().await?;
+    // A cycle older than two intervals (and a bit) is stale: its app runs nothing now.
+    let window = i64::try_from(ctx.config.metrics_interval.as_millis() * 5 / 2).unwrap_or(i64::MAX);
+    let usage: std::collections::HashMap<String, _> = ctx
+        .store
+        .latest_usage(longin_store::now_ms().saturating_sub(window))
+        .await?
+        .into_iter()
+        .map(|u| (u.application_id.clone(), u))
+        .collect();
+    let mut families = [
+        Family {
+            name: "longin_app_desired_replicas",
+            help: "Replicas the application asks for.",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_ready_replicas",
+            help: "Replicas ready to serve.",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_failed",
+            help: "1 when the application exhausted its restarts (phase Failed).",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_cpu_usage_ratio",
+            help: "CPU used by the application's containers, in cores (1 = one core busy).",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_memory_usage_bytes",
+            help: "Memory used by the application's containers.",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_memory_limit_bytes",
+            help: "Sum of the memory limits of the application's containers.",
+            samples: vec![],
+        },
+        Family {
+            name: "longin_app_containers",
+            help: "Running containers of the application in the latest metrics cycle.",
+            samples: vec![],
+        },
+    ];
+    for app in &apps {
+        let label = format!("{}/{}", app.owner_username, app.name);
+        let desired = if app.deletion_timestamp.is_some() {
+            0
+        } else {
+            app.spec.replicas
+        };
+        let u = usage.get(&app.id);
+        #[allow(clippy::cast_precision_loss)]
+        let values = [
+            f64::from(desired),
+            f64::from(app.status.ready_replicas),
+            if app.status.phase == Phase::Failed {
+                1.0
+            } else {
+                0.0
+            },
+            u.map_or(0.0, |u| u.cpu_percent / 100.0),
+            u.map_or(0.0, |u| u.memory_bytes),
+            u.map_or(0.0, |u| u.memory_limit_bytes),
+            u.map_or(0.0, |u| u.containers as f64),
+        ];
+        for (family, value) in families.iter_mut().zip(values) {
+            family.samples.push((label.clone(), value));
+        }
+    }
+    let mut out = String::new();
+    for family in &families {
+        render_gauge(&mut out, family.name, family.help, "app", &family.samples);
+    }
+    Ok(out)
+}
+
+fn disk_section(data_dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    match rustix::fs::statvfs(data_dir) {
+        Ok(fs) => {
+            #[allow(clippy::cast_precision_loss)]
+            let (available, size) = (
+                (fs.f_bavail * fs.f_frsize) as f64,
+                (fs.f_blocks * fs.f_frsize) as f64,
+            );
+            render_gauge(
+                &mut out,
+                "longin_data_disk_available_bytes",
+                "Space left for Longin on the data directory's filesystem.",
+                "",
+                &[(String::new(), available)],
+            );
+            render_gauge(
+                &mut out,
+                "longin_data_disk_size_bytes",
+                "Size of the data directory's filesystem.",
+                "",
+                &[(String::new(), size)],
+            );
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, dir = %data_dir.display(), "cannot read the data directory's free space")
+        }
+    }
+    out
+}
+
+/// Writes one gauge family; `label` names the samples' label (none when empty).
+fn render_gauge(out: &mut String, name: &str, help: &str, label: &str, samples: &[(String, f64)]) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (value_of_label, value) in samples {
+        if label.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}{{{label}=\"{}\"}} {value}",
+                escape(value_of_label)
+            );
+        }
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline
+/// escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_are_rendered_with_escaped_labels() {
+        let mut out = String::new();
+        render_gauge(
+            &mut out,
+            "longin_app_ready_replicas",
+            "Ready.",
+            "app",
+            &[("alice/web".into(), 2.0), ("b\"o\\b/x\ny".into(), 0.5)],
+        );
+        assert_eq!(
+            out,
+            "# HELP longin_app_ready_replicas Ready.\n# TYPE longin_app_ready_replicas gauge\n\
+             longin_app_ready_replicas{app=\"alice/web\"} 2\n\
+             longin_app_ready_replicas{app=\"b\\\"o\\\\b/x\\ny\"} 0.5\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_family_is_left_out_and_unlabelled_gauges_have_no_braces() {
+        let mut out = String::new();
+        render_gauge(&mut out, "x", "X.", "app", &[]);
+        assert!(out.is_empty());
+        render_gauge(
+            &mut out,
+            "longin_data_disk_size_bytes",
+            "Size.",
+            "",
+            &[(String::new(), 1024.0)],
+        );
+        assert!(
+            out.ends_with("\nlongin_data_disk_size_bytes 1024\n"),
+            "{out}"
+        );
+    }
+}
