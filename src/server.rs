@@ -113,6 +113,7 @@ impl Server {
             login_failures,
             audit,
             bus,
+            logs: longin_api::logs::LogHub::default(),
             config: Arc::new(config),
         };
         let listener = TcpListener::bind(args.listen)

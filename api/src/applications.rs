@@ -49,7 +49,7 @@ pub(crate) struct OwnerQuery {
 }
 
 /// The owner id the request acts for.
-async fn owner_id(
+pub(crate) async fn owner_id(
     ctx: &ApiContext,
     user: &AuthUser,
     owner: Option<&str>,
@@ -613,7 +613,7 @@ async fn deployments(
 /// A replica's container as the controller last observed it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ContainerView {
+pub(crate) struct ContainerView {
     id: String,
     docker_id: Option<String>,
     replica: i64,

@@ -11,6 +11,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::limiter::FailureCounter;
 use crate::auth::password::PasswordHasher;
 use crate::config::ApiConfig;
+use crate::logs::LogHub;
 
 /// Handles to everything the API talks to.
 #[derive(Debug, Clone)]
@@ -23,5 +24,7 @@ pub struct ApiContext {
     pub audit: AuditLog,
     /// Live events (metrics cycles, status changes) for the WebSocket streams.
     pub bus: Bus,
+    /// Shared engine log streams.
+    pub logs: LogHub,
     pub config: Arc<ApiConfig>,
 }

@@ -6,10 +6,12 @@ pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod containers;
 pub mod context;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod logs;
 pub mod pagination;
 pub mod prometheus;
 pub mod retention;
@@ -36,6 +38,7 @@ pub use error::AppError;
     tags(
         (name = "auth", description = "Accounts, sign-in and sessions"),
         (name = "applications", description = "Application resources"),
+        (name = "containers", description = "Containers and their logs"),
         (name = "admin", description = "User management and the audit log (admins only)"),
         (name = "health", description = "Probes"),
     )
@@ -71,6 +74,7 @@ fn routes() -> OpenApiRouter<ApiContext> {
         .merge(admin::router())
         .merge(applications::router())
         .merge(usage::router())
+        .merge(containers::router())
         .merge(health::router())
 }
 

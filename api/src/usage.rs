@@ -49,7 +49,9 @@ pub(crate) struct Window {
     step: i64,
 }
 
-fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
+/// A time parameter: RFC 3339 or Unix seconds, as Unix milliseconds; a problem is
+/// recorded under `field`.
+pub(crate) fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
     if let Ok(secs) = text.parse::<i64>() {
         return secs.checked_mul(1000).or_else(|| {
             errors.insert(field.to_owned(), "out of range".to_owned());

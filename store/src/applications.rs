@@ -790,17 +790,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|row| {
-                Ok(ContainerRecord {
-                    id: row.try_get("id")?,
-                    docker_id: row.try_get("docker_id")?,
-                    replica_index: row.try_get("replica_index")?,
-                    host_port: row.try_get("host_port")?,
-                    status: row.try_get("status")?,
-                    restart_count: row.try_get("restart_count")?,
-                    started_at: row.try_get("started_at")?,
-                })
-            })
+            .map(|row| crate::containers::container_from_row(row).map_err(Into::into))
             .collect()
     }
 

@@ -10,6 +10,7 @@ pub mod api_logs;
 pub mod applications;
 pub mod bus;
 pub mod changes;
+pub mod containers;
 mod db;
 mod error;
 pub mod leases;

@@ -1,0 +1,102 @@
+//! One log line as the engine frames it: which stream, when, what. Pure.
+
+use bollard::container::LogOutput;
+use serde::Serialize;
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// A line of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub container_id: String,
+    pub stream: Stream,
+    pub line: String,
+    /// RFC 3339 with nanoseconds, as the engine stamped it.
+    pub timestamp: String,
+    /// The same instant in Unix nanoseconds, to order and de-duplicate.
+    #[serde(skip)]
+    pub at_ns: i64,
+}
+
+/// Reads a frame the engine sent with `timestamps=true`: `<RFC 3339 time> <text>`.
+/// Input and console frames, and frames without a readable time, are not lines.
+#[must_use]
+pub fn parse_frame(container_id: &str, frame: &LogOutput) -> Option<LogLine> {
+    let (stream, bytes) = match frame {
+        LogOutput::StdOut { message } => (Stream::Stdout, message),
+        LogOutput::StdErr { message } => (Stream::Stderr, message),
+        LogOutput::StdIn { .. } | LogOutput::Console { .. } => return None,
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let (timestamp, rest) = text.split_once(' ').unwrap_or((&text, ""));
+    let at_ns = chrono::DateTime::parse_from_rfc3339(timestamp)
+        .ok()?
+        .timestamp_nanos_opt()?;
+    let line = rest.strip_suffix('\n').unwrap_or(rest);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Some(LogLine {
+        container_id: container_id.to_owned(),
+        stream,
+        line: line.to_owned(),
+        timestamp: timestamp.to_owned(),
+        at_ns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn frames_become_lines_with_their_stream_and_time() {
+        let out = LogOutput::StdOut {
+            message: Bytes::from_static(b"2026-11-26T01:28:09.123456789Z hello world\n"),
+        };
+        let line = parse_frame("c1", &out).unwrap();
+        assert_eq!(line.stream, Stream::Stdout);
+        assert_eq!(line.line, "hello world");
+        assert_eq!(line.timestamp, "2026-11-26T01:28:09.123456789Z");
+        let err = LogOutput::StdErr {
+            message: Bytes::from_static(b"2026-11-26T01:28:09.5Z oops\r\n"),
+        };
+        let err = parse_frame("c1", &err).unwrap();
+        assert_eq!((err.stream, err.line.as_str()), (Stream::Stderr, "oops"));
+        // Trailing zeros trimmed by the engine still order correctly.
+        assert!(err.at_ns > line.at_ns);
+    }
+
+    #[test]
+    fn empty_lines_survive_and_junk_is_dropped() {
+        let empty = LogOutput::StdOut {
+            message: Bytes::from_static(b"2026-11-26T01:28:09Z \n"),
+        };
+        assert_eq!(parse_frame("c", &empty).unwrap().line, "");
+        let junk = LogOutput::StdOut {
+            message: Bytes::from_static(b"no time here\n"),
+        };
+        assert_eq!(parse_frame("c", &junk), None);
+        let console = LogOutput::Console {
+            message: Bytes::from_static(b"2026-11-26T01:28:09Z x\n"),
+        };
+        assert_eq!(parse_frame("c", &console), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! Containers' logs: lines as the engine frames them, and the shared follow streams.
+
+pub mod hub;
+pub mod line;
+
+pub use hub::{LogError, LogEvent, LogHub};
+pub use line::{LogLine, Stream};
