@@ -17,6 +17,7 @@ pub mod prometheus;
 pub mod retention;
 pub mod usage;
 pub mod users;
+pub mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -91,6 +92,7 @@ pub fn app(ctx: ApiContext) -> Router {
             }),
         )
         .route("/metrics", axum::routing::get(prometheus::scrape))
+        .merge(ws::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

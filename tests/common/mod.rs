@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod ws;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -94,6 +96,26 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
 /// running in parallel never touch each other's containers or ports.
 pub async fn spawn_platform() -> TestApp {
     spawn_platform_with(|_| {}).await
+}
+
+/// Starts an API-only server on `other`'s database and JWT secret (so tokens work on
+/// both), with server settings `configure` may adjust: a second API process.
+pub async fn spawn_api_sharing(other: &TestApp, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let database_url = other.database_url.clone();
+    let jwt_secret = other.jwt_secret.clone();
+    let mut app = spawn(
+        |_| {},
+        |args| {
+            args.store.database_url = Some(database_url.clone());
+            args.jwt_secret = Some(jwt_secret.clone());
+            configure(args);
+        },
+        Role::ApiOnly,
+    )
+    .await;
+    app.database_url = database_url;
+    app.jwt_secret = jwt_secret;
+    app
 }
 
 /// Starts API and controller with server settings `configure` may adjust.

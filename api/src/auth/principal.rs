@@ -44,6 +44,21 @@ impl FromRequestParts<ApiContext> for AuthUser {
             })
             .map(str::trim)
             .ok_or_else(|| AppError::Unauthorized("missing bearer token".to_owned()))?;
+        Self::from_token(ctx, token, parts.extensions.get::<RequestAudit>()).await
+    }
+}
+
+impl AuthUser {
+    /// The user an access token belongs to, if it is valid and the account enabled.
+    ///
+    /// # Errors
+    /// Unauthorized for a bad, expired or disabled user's token; Internal if the store
+    /// fails.
+    pub async fn from_token(
+        ctx: &ApiContext,
+        token: &str,
+        audit: Option<&RequestAudit>,
+    ) -> Result<Self, AppError> {
         let claims = ctx.jwt.verify(token).map_err(|err| match err {
             TokenError::Expired => AppError::Unauthorized("access token has expired".to_owned()),
             _ => AppError::Unauthorized("invalid access token".to_owned()),
@@ -58,7 +73,7 @@ impl FromRequestParts<ApiContext> for AuthUser {
         if user.disabled {
             return Err(AppError::Unauthorized("account is disabled".to_owned()));
         }
-        if let Some(audit) = parts.extensions.get::<RequestAudit>() {
+        if let Some(audit) = audit {
             audit.set_user(&user.id);
         }
         Ok(Self {

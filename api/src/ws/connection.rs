@@ -1,0 +1,473 @@
+//! One WebSocket client: authenticate, then serve its subscriptions until it leaves.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use longin_store::bus::Event;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::outbox::Outbox;
+use super::protocol::{self, ClientMessage, Topic};
+use crate::auth::AuthUser;
+use crate::context::ApiContext;
+use crate::error::AppError;
+use crate::logs::LogEvent;
+
+/// Which stream a connection serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Metrics,
+    Logs,
+    Admin,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Logs => "logs",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// How long a client has to authenticate.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Log lines a client may have pending before lines are dropped.
+const LOG_QUEUE: usize = 512;
+/// History lines a log subscription starts with by default, and at most.
+const DEFAULT_TAIL: usize = 100;
+const MAX_TAIL: usize = 10_000;
+
+fn text(value: &Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+/// Serves one client until it leaves or the connection fails.
+pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
+    let (mut sink, mut stream) = socket.split();
+    let user = match authenticate(&ctx, &mut stream, kind).await {
+        Ok(user) => user,
+        Err(reply) => {
+            let _ = sink.send(text(&reply)).await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    if sink.send(text(&protocol::ready())).await.is_err() {
+        return;
+    }
+    metrics::gauge!("longin_ws_connections", "stream" => kind.as_str()).increment(1.0);
+    tracing::debug!(user = %user.username, stream = kind.as_str(), "websocket client ready");
+    let mut session = Session::new(ctx, user, kind);
+    'serve: loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(t))) => session.handle(&t).await,
+                Some(Ok(Message::Binary(_))) => session.outbox.push_always(protocol::error("bad_request", "send text (JSON) messages")),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break 'serve,
+            },
+            batch = session.outbox.next_batch() => {
+                for value in batch {
+                    if sink.send(text(&value)).await.is_err() {
+                        break 'serve;
+                    }
+                }
+            }
+        }
+    }
+    session.stop();
+    metrics::gauge!("longin_ws_connections", "stream" => kind.as_str()).decrement(1.0);
+}
+
+/// Waits for the `auth` message; the error message to send otherwise.
+async fn authenticate(
+    ctx: &ApiContext,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    kind: Kind,
+) -> Result<AuthUser, Value> {
+    let unauthorized = |message: &str| protocol::error("unauthorized", message);
+    let first = tokio::time::timeout(AUTH_TIMEOUT, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) => return Some(t),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(first)) = first else {
+        return Err(unauthorized(
+            "authenticate first: {\"type\":\"auth\",\"token\":\"<access token>\"} within 10 s",
+        ));
+    };
+    let Ok(ClientMessage::Auth { token }) = protocol::parse(&first) else {
+        return Err(unauthorized(
+            "the first message must be {\"type\":\"auth\",\"token\":\"<access token>\"}",
+        ));
+    };
+    let user = AuthUser::from_token(ctx, &token, None)
+        .await
+        .map_err(|err| match err {
+            AppError::Unauthorized(message) => unauthorized(&message),
+            other => {
+                tracing::warn!(error = %other, "websocket authentication failed");
+                protocol::error("internal", "could not check the token; try again")
+            }
+        })?;
+    if kind == Kind::Admin && !user.is_admin() {
+        return Err(protocol::error(
+            "forbidden",
+            "the admin stream is for admins only",
+        ));
+    }
+    Ok(user)
+}
+
+/// A connection's subscriptions and the tasks feeding its outbox.
+struct Session {
+    ctx: ApiContext,
+    user: AuthUser,
+    kind: Kind,
+    outbox: Arc<Outbox>,
+    /// Metrics: the app ids followed (read by the bus task).
+    apps: Arc<Mutex<HashSet<String>>>,
+    /// Logs: the tasks following each subscription.
+    followers: HashMap<String, Vec<JoinHandle<()>>>,
+    bus_task: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    fn new(ctx: ApiContext, user: AuthUser, kind: Kind) -> Self {
+        let outbox = Arc::new(Outbox::new(LOG_QUEUE));
+        let apps = Arc::new(Mutex::new(HashSet::new()));
+        let bus_task = match kind {
+            Kind::Metrics => Some(tokio::spawn(follow_bus(
+                ctx.bus.subscribe(),
+                outbox.clone(),
+                Some(apps.clone()),
+            ))),
+            Kind::Admin => Some(tokio::spawn(follow_bus(
+                ctx.bus.subscribe(),
+                outbox.clone(),
+                None,
+            ))),
+            Kind::Logs => None,
+        };
+        Self {
+            ctx,
+            user,
+            kind,
+            outbox,
+            apps,
+            followers: HashMap::new(),
+            bus_task,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.bus_task.take() {
+            task.abort();
+        }
+        for task in self.followers.drain().flat_map(|(_, tasks)| tasks) {
+            task.abort();
+        }
+    }
+
+    fn reply_error(&self, code: &str, message: &str) {
+        self.outbox.push_always(protocol::error(code, message));
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let message = match protocol::parse(text) {
+            Ok(message) => message,
+            Err(why) => return self.reply_error("bad_request", &why),
+        };
+        match message {
+            ClientMessage::Ping => self.outbox.push_always(protocol::pong()),
+            ClientMessage::Auth { .. } => self.reply_error("bad_request", "already authenticated"),
+            ClientMessage::Subscribe { .. } | ClientMessage::Unsubscribe { .. }
+                if self.kind == Kind::Admin =>
+            {
+                self.reply_error(
+                    "bad_request",
+                    "the admin stream needs no subscription: it carries every application",
+                );
+            }
+            ClientMessage::Subscribe {
+                app,
+                container_id,
+                tail,
+            } => match Topic::from_fields(app, container_id) {
+                Ok(topic) => self.subscribe(topic, tail).await,
+                Err(why) => self.reply_error("bad_request", &why),
+            },
+            ClientMessage::Unsubscribe { app, container_id } => {
+                match Topic::from_fields(app, container_id) {
+                    Ok(topic) => self.unsubscribe(&topic).await,
+                    Err(why) => self.reply_error("bad_request", &why),
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, topic: Topic, tail: Option<usize>) {
+        let tail = tail.unwrap_or(DEFAULT_TAIL);
+        if tail > MAX_TAIL {
+            return self.reply_error("bad_request", &format!("tail: at most {MAX_TAIL}"));
+        }
+        let result = match (&topic, self.kind) {
+            (Topic::Container(_), Kind::Metrics) => Err(AppError::BadRequest {
+                code: "bad_request",
+                message: "metrics are per application: subscribe with `app`".to_owned(),
+            }),
+            (Topic::App(name), Kind::Metrics) => self.subscribe_metrics(name).await,
+            (_, _) => self.subscribe_logs(&topic, tail).await,
+        };
+        match result {
+            Ok(()) => {}
+            Err(err) => {
+                let (code, message) = describe(&err);
+                self.reply_error(code, &message);
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, topic: &Topic) {
+        let key = match (topic, self.kind) {
+            (Topic::App(name), Kind::Metrics) => match self.app(name).await {
+                Ok(app) => {
+                    self.apps
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&app.id);
+                    None
+                }
+                Err(err) => {
+                    let (code, message) = describe(&err);
+                    return self.reply_error(code, &message);
+                }
+            },
+            (Topic::App(name), _) => Some(format!("app:{name}")),
+            (Topic::Container(id), _) => Some(format!("container:{id}")),
+        };
+        if let Some(key) = key {
+            for task in self.followers.remove(&key).into_iter().flatten() {
+                task.abort();
+            }
+        }
+        self.outbox.push_always(protocol::unsubscribed(topic));
+    }
+
+    /// The caller's application `name`, or `owner/name` for admins.
+    async fn app(
+        &self,
+        name: &str,
+    ) -> Result<longin_store::applications::ApplicationRecord, AppError> {
+        let (owner, name) = match name.split_once('/') {
+            Some((owner, name)) => (Some(owner), name),
+            None => (None, name),
+        };
+        crate::applications::find(&self.ctx, &self.user, owner, name, None).await
+    }
+
+    async fn subscribe_metrics(&mut self, name: &str) -> Result<(), AppError> {
+        let app = self.app(name).await?;
+        self.apps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(app.id.clone());
+        self.outbox
+            .push_always(protocol::subscribed(&Topic::App(name.to_owned())));
+        // Where it stands now; changes follow as they happen.
+        self.outbox.put_latest(
+            format!("status:{}", app.id),
+            status_message(&app.id, &app.name, &app.status),
+        );
+        Ok(())
+    }
+
+    async fn subscribe_logs(&mut self, topic: &Topic, tail: usize) -> Result<(), AppError> {
+        let (key, docker_ids) = match topic {
+            Topic::Container(id) => {
+                let c =
+                    crate::containers::visible_container(&self.ctx, &self.user, id, None).await?;
+                let docker_id = c.container.docker_id.ok_or_else(|| {
+                    AppError::NotFound(format!("container {id} has not been created yet"))
+                })?;
+                (format!("container:{id}"), vec![docker_id])
+            }
+            Topic::App(name) => {
+                let app = self.app(name).await?;
+                let ids = self
+                    .ctx
+                    .store
+                    .application_containers(&app.id)
+                    .await?
+                    .into_iter()
+                    .filter_map(|c| c.docker_id)
+                    .collect();
+                (format!("app:{name}"), ids)
+            }
+        };
+        // Followed before history is read, so nothing falls between the two.
+        let mut followers = Vec::new();
+        for docker_id in &docker_ids {
+            let rx = self
+                .ctx
+                .logs
+                .follow(docker_id)
+                .await
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            followers.push((docker_id.clone(), rx));
+        }
+        self.outbox.push_always(protocol::subscribed(topic));
+        let tasks = followers
+            .into_iter()
+            .map(|(docker_id, rx)| {
+                tokio::spawn(follow_logs(
+                    self.ctx.logs.clone(),
+                    docker_id,
+                    rx,
+                    tail,
+                    self.outbox.clone(),
+                ))
+            })
+            .collect();
+        if let Some(old) = self.followers.insert(key, tasks) {
+            old.into_iter().for_each(|t| t.abort());
+        }
+        Ok(())
+    }
+}
+
+/// The code and message an error becomes on the socket.
+fn describe(err: &AppError) -> (&'static str, String) {
+    match err {
+        AppError::NotFound(m) => ("not_found", m.clone()),
+        AppError::Forbidden(m) => ("forbidden", m.clone()),
+        AppError::Unavailable(m) => ("unavailable", m.clone()),
+        AppError::BadRequest { message, .. } => ("bad_request", message.clone()),
+        other => {
+            tracing::warn!(error = %other, "websocket subscription failed");
+            ("internal", "the subscription failed; try again".to_owned())
+        }
+    }
+}
+
+fn status_message(
+    app_id: &str,
+    name: &str,
+    status: &longin_crds::application::ApplicationStatus,
+) -> Value {
+    let mut message = json!({"type": "status", "appId": app_id, "app": name});
+    if let (Some(m), Ok(Value::Object(s))) = (message.as_object_mut(), serde_json::to_value(status))
+    {
+        m.extend(s);
+    }
+    message
+}
+
+/// Copies bus events into the outbox: those of `apps` (every app when `None`, and then
+/// reconcile errors too). Only the newest value per app waits for a slow client.
+async fn follow_bus(
+    mut events: broadcast::Receiver<Arc<Event>>,
+    outbox: Arc<Outbox>,
+    apps: Option<Arc<Mutex<HashSet<String>>>>,
+) {
+    let wanted = |app_id: &str| {
+        apps.as_ref().is_none_or(|a| {
+            a.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(app_id)
+        })
+    };
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            // Newer values follow; what was skipped is superseded.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        match event.as_ref() {
+            Event::Metrics {
+                app,
+                containers,
+                aggregated,
+                timestamp,
+            } if apps.is_some() && wanted(&app.app_id) => outbox.put_latest(
+                format!("metrics:{}", app.app_id),
+                json!({
+                    "type": "metrics",
+                    "appId": app.app_id,
+                    "app": app.name,
+                    "containerMetrics": containers,
+                    "aggregated": aggregated,
+                    "timestamp": timestamp,
+                }),
+            ),
+            Event::Status { app, status } if wanted(&app.app_id) => outbox.put_latest(
+                format!("status:{}", app.app_id),
+                status_message(&app.app_id, &app.name, status),
+            ),
+            Event::ReconcileError {
+                app_id,
+                message,
+                timestamp,
+            } if apps.is_none() => outbox.push(json!({
+                "type": "reconcileError",
+                "appId": app_id,
+                "message": message,
+                "timestamp": timestamp,
+            })),
+            _ => {}
+        }
+    }
+}
+
+/// Sends a container's last `tail` lines, then its new lines, until its output ends.
+async fn follow_logs(
+    hub: crate::logs::LogHub,
+    docker_id: String,
+    mut rx: broadcast::Receiver<LogEvent>,
+    tail: usize,
+    outbox: Arc<Outbox>,
+) {
+    let line_message = |line: &crate::logs::LogLine| {
+        protocol::typed("log", serde_json::to_value(line).unwrap_or(Value::Null))
+    };
+    let mut last_seen = i64::MIN;
+    if tail > 0 {
+        match hub.history(&docker_id, Some(tail), None).await {
+            Ok(lines) => {
+                last_seen = lines.last().map_or(last_seen, |l| l.at_ns);
+                for line in &lines {
+                    outbox.push(line_message(line));
+                }
+            }
+            Err(err) => {
+                outbox.push_always(protocol::end(&docker_id, &err.to_string()));
+                return;
+            }
+        }
+    }
+    loop {
+        match rx.recv().await {
+            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => outbox.push(line_message(&line)),
+            Ok(LogEvent::Line(_)) => {}
+            Ok(LogEvent::End(reason)) => {
+                outbox.push_always(protocol::end(&docker_id, &reason));
+                return;
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => outbox.add_dropped(n),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

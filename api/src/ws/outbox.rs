@@ -1,0 +1,172 @@
+//! What waits to be written to one WebSocket client. A slow client never slows the
+//! producers: values with a key (metrics and status of an app) keep only the newest,
+//! and the bounded line queue drops what does not fit and says how much, in order.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::protocol;
+
+/// A queued message, or how many were dropped at that point.
+#[derive(Debug)]
+enum Item {
+    Message(Value),
+    Dropped(u64),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Newest value per key, in the order the keys first appeared.
+    latest: Vec<(String, Value)>,
+    queue: VecDeque<Item>,
+}
+
+impl State {
+    fn mark_dropped(&mut self, n: u64) {
+        metrics::counter!("longin_ws_dropped_messages_total").increment(n);
+        match self.queue.back_mut() {
+            Some(Item::Dropped(m)) => *m += n,
+            _ => self.queue.push_back(Item::Dropped(n)),
+        }
+    }
+}
+
+/// One client's pending messages.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    capacity: usize,
+    notify: Notify,
+}
+
+impl Outbox {
+    /// An outbox whose line queue holds `capacity` messages.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            capacity,
+            notify: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the pending value under `key` (or queues it).
+    pub fn put_latest(&self, key: String, value: Value) {
+        {
+            let mut state = self.state();
+            match state.latest.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => state.latest.push((key, value)),
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Queues a line; if the queue is full the line is dropped and counted.
+    pub fn push(&self, value: Value) {
+        {
+            let mut state = self.state();
+            if state.queue.len() >= self.capacity {
+                state.mark_dropped(1);
+                return;
+            }
+            state.queue.push_back(Item::Message(value));
+        }
+        self.notify.notify_one();
+    }
+
+    /// Counts lines lost before they reached this outbox.
+    pub fn add_dropped(&self, n: u64) {
+        self.state().mark_dropped(n);
+        self.notify.notify_one();
+    }
+
+    /// Queues a message that must not be lost (an end, an error, a reply), even over
+    /// the capacity.
+    pub fn push_always(&self, value: Value) {
+        self.state().queue.push_back(Item::Message(value));
+        self.notify.notify_one();
+    }
+
+    /// Everything pending, in order: queued messages with `lagged` where lines were
+    /// dropped, then the newest keyed values.
+    fn drain(&self) -> Vec<Value> {
+        let mut state = self.state();
+        let mut out: Vec<Value> = state
+            .queue
+            .drain(..)
+            .map(|item| match item {
+                Item::Message(value) => value,
+                Item::Dropped(n) => protocol::lagged(n),
+            })
+            .collect();
+        out.extend(state.latest.drain(..).map(|(_, v)| v));
+        out
+    }
+
+    /// Waits for something to write and takes all of it.
+    pub async fn next_batch(&self) -> Vec<Value> {
+        loop {
+            let notified = self.notify.notified();
+            let batch = self.drain();
+            if !batch.is_empty() {
+                return batch;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn keyed_values_keep_the_newest_and_lines_report_drops_in_order() {
+        let outbox = Outbox::new(2);
+        outbox.put_latest("metrics:a".into(), json!(1));
+        outbox.put_latest("metrics:b".into(), json!(10));
+        outbox.put_latest("metrics:a".into(), json!(2));
+        outbox.push(json!("l1"));
+        outbox.push(json!("l2"));
+        outbox.push(json!("l3")); // over capacity
+        outbox.push(json!("l4"));
+        outbox.push_always(json!("end"));
+        assert_eq!(
+            outbox.next_batch().await,
+            [
+                json!("l1"),
+                json!("l2"),
+                protocol::lagged(2),
+                json!("end"),
+                json!(2),
+                json!(10)
+            ]
+        );
+        // Drained: room again, no drop reported twice.
+        outbox.push(json!("l5"));
+        assert_eq!(outbox.next_batch().await, [json!("l5")]);
+    }
+
+    #[tokio::test]
+    async fn next_batch_waits_for_something() {
+        let outbox = std::sync::Arc::new(Outbox::new(4));
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.next_batch().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        outbox.add_dropped(5);
+        assert_eq!(waiting.await.unwrap(), [protocol::lagged(5)]);
+    }
+}
