@@ -55,6 +55,36 @@ pub enum Command {
     Start(NameArgs),
     /// Rolling restart of every replica.
     Restart(NameArgs),
+    /// Print an application's output (stderr lines to stderr); -f follows it.
+    Logs(LogsArgs),
+    /// CPU and memory of every application, from the latest metrics cycle.
+    Top(ServerArgs),
+}
+
+/// Settings of `logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    pub name: String,
+    /// Keep printing new lines until the containers stop (Ctrl-C to quit).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines of history to print first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub tail: u64,
+    /// Only this replica's container (default: every replica, lines prefixed [rN]).
+    #[arg(long)]
+    pub replica: Option<u32>,
+    /// Talk to this server instead of the one logged in to.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: Option<String>,
+}
+
+/// Settings of commands that only need a server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Talk to this server instead of the one logged in to.
+    #[arg(long, env = "LONGIN_SERVER")]
+    pub server: Option<String>,
 }
 
 /// Settings of `login`.

@@ -105,6 +105,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restart(args) => {
             named(&args, |c, n| Box::pin(commands::verb(c, n, "restart"))).await
         }
+        Command::Logs(args) => {
+            let mut client = ApiClient::from_saved(args.server.as_deref())?;
+            longin::client::observe::logs(
+                &mut client,
+                &args.name,
+                args.follow,
+                usize::try_from(args.tail).unwrap_or(usize::MAX),
+                args.replica.map(i64::from),
+            )
+            .await
+        }
+        Command::Top(args) => {
+            let mut client = ApiClient::from_saved(args.server.as_deref())?;
+            print!("{}", longin::client::observe::top(&mut client).await?);
+            Ok(())
+        }
     }
 }
 

@@ -222,3 +222,96 @@ async fn cli_manages_applications_end_to_end() {
     assert!(cli.fails(&["get"], None).contains("not logged in"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_shows_logs_and_top() {
+    let app =
+        common::spawn_platform_with(|a| a.metrics_interval = std::time::Duration::from_secs(1))
+            .await;
+    let user = app.register("dave").await;
+    let cli = Cli {
+        config_dir: tempfile::tempdir().unwrap(),
+        server: app.url(""),
+    };
+    cli.ok(
+        &[
+            "login",
+            "--server",
+            &cli.server,
+            "--username",
+            "dave",
+            "--password-stdin",
+        ],
+        Some(common::PASSWORD),
+    );
+    let yaml = format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: chatter}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 2\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'echo hello; echo oops >&2; n=0; while :; do echo tick$n; n=$((n+1)); sleep 0.2; done']\n",
+        common::registry()
+    );
+    cli.ok(&["apply", "-f", "-"], Some(&yaml));
+    common::wait_for(&app, &user.access_token, "chatter", "Running", 2).await;
+
+    // Recent lines of one replica: stdout to stdout, stderr to stderr.
+    let out = common::eventually(20, "a few ticks logged", || async {
+        let out = cli.run(
+            &["logs", "chatter", "--replica", "1", "--tail", "100000"],
+            None,
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        (out.status.success() && stdout.contains("tick2"))
+            .then_some((stdout, String::from_utf8(out.stderr).unwrap()))
+    })
+    .await;
+    assert!(out.0.starts_with("hello\ntick0\ntick1\n"), "{}", out.0);
+    assert_eq!(out.1, "oops\n");
+    let last = cli.ok(&["logs", "chatter", "--replica", "0", "--tail", "1"], None);
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert!(last.starts_with("tick"), "{last}");
+    // Both replicas: prefixed.
+    let both = cli.ok(&["logs", "chatter", "--tail", "1"], None);
+    assert!(
+        both.contains("[r0] tick") && both.contains("[r1] tick"),
+        "{both}"
+    );
+    let err = cli.fails(&["logs", "chatter", "--replica", "7"], None);
+    assert!(err.contains("no replica 7 (replicas: 0, 1)"), "{err}");
+    assert!(cli.fails(&["logs", "nothing"], None).contains("not found"));
+
+    // -f keeps printing new lines.
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_longin"))
+        .args(["logs", "chatter", "--replica", "0", "-f", "--tail", "0"])
+        .env("LONGIN_CONFIG_DIR", cli.config_dir.path())
+        .env_remove("LONGIN_SERVER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let ticks = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("tick")?.parse::<u64>().ok())
+            .take(5)
+            .collect::<Vec<_>>()
+    });
+    let ticks = tokio::time::timeout(std::time::Duration::from_secs(20), ticks)
+        .await
+        .expect("5 followed lines within 20 s")
+        .unwrap();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(ticks, (ticks[0]..ticks[0] + 5).collect::<Vec<_>>());
+
+    // top: the app with its two containers' figures.
+    let top = common::eventually(20, "top with figures", || async {
+        let out = cli.ok(&["top"], None);
+        out.lines()
+            .any(|l| l.starts_with("chatter") && l.trim_end().ends_with(" 2") && l.contains("Mi"))
+            .then_some(out)
+    })
+    .await;
+    assert!(top.starts_with("NAME"), "{top}");
+    app.stop().await;
+}

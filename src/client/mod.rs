@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod credentials;
+pub mod observe;
 pub mod output;
 
 use anyhow::{Context as _, anyhow, bail};

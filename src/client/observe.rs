@@ -1,0 +1,222 @@
+//! `longin logs` and `longin top`: what an application prints and what it uses.
+
+use std::io::Write as _;
+
+use anyhow::{Context as _, bail};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::output::table;
+use super::{ApiClient, check};
+
+/// A line as the server streams it (JSON lines).
+fn write_line(prefix: &str, line: &Value) {
+    let text = line["line"].as_str().unwrap_or_default();
+    // Container stderr to our stderr, as `docker logs` does.
+    if line["stream"] == "stderr" {
+        let _ = writeln!(std::io::stderr().lock(), "{prefix}{text}");
+    } else {
+        let _ = writeln!(std::io::stdout().lock(), "{prefix}{text}");
+    }
+}
+
+/// The containers to read: every one of the app's, or replica `replica`'s.
+async fn containers(
+    client: &mut ApiClient,
+    name: &str,
+    replica: Option<i64>,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    let res = client
+        .send(
+            Method::GET,
+            &format!("/api/applications/{name}/containers"),
+            |r| r,
+        )
+        .await?;
+    let list: Vec<Value> = check(res).await?.json().await?;
+    let all: Vec<(i64, String)> = list
+        .iter()
+        .filter_map(|c| Some((c["replica"].as_i64()?, c["dockerId"].as_str()?.to_owned())))
+        .collect();
+    if all.is_empty() {
+        bail!("{name} has no containers (is it stopped, or still starting?)");
+    }
+    match replica {
+        None => Ok(all),
+        Some(r) => {
+            let mine: Vec<_> = all.iter().filter(|(i, _)| *i == r).cloned().collect();
+            if mine.is_empty() {
+                let replicas: Vec<String> = all.iter().map(|(i, _)| i.to_string()).collect();
+                bail!(
+                    "{name} has no replica {r} (replicas: {})",
+                    replicas.join(", ")
+                );
+            }
+            Ok(mine)
+        }
+    }
+}
+
+/// Prints an application's output: its last `tail` lines, then with `follow` new
+/// lines until every container stops. Several containers: lines prefixed `[rN]`.
+///
+/// # Errors
+/// The server refuses, or the application has no such replica.
+pub async fn logs(
+    client: &mut ApiClient,
+    name: &str,
+    follow: bool,
+    tail: usize,
+    replica: Option<i64>,
+) -> anyhow::Result<()> {
+    let containers = containers(client, name, replica).await?;
+    let prefixed = containers.len() > 1;
+    let (tx, mut rx) = mpsc::channel::<(String, Value)>(1024);
+    let mut readers = tokio::task::JoinSet::new();
+    for (replica, id) in containers {
+        let path = format!("/api/containers/{id}/logs?tail={tail}&follow={follow}");
+        let res = client
+            .send(Method::GET, &path, |r| {
+                r.header("accept", "application/x-ndjson")
+            })
+            .await?;
+        let mut res = check(res).await?;
+        let prefix = if prefixed {
+            format!("[r{replica}] ")
+        } else {
+            String::new()
+        };
+        let tx = tx.clone();
+        readers.spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(chunk) = res.chunk().await.context("reading the log stream")? {
+                pending.extend_from_slice(&chunk);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    if let Ok(value) = serde_json::from_slice::<Value>(&line)
+                        && tx.send((prefix.clone(), value)).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    drop(tx);
+    if follow {
+        while let Some((prefix, value)) = rx.recv().await {
+            match value["type"].as_str() {
+                Some("lagged") => eprintln!(
+                    "{prefix}[longin: {}]",
+                    value["message"].as_str().unwrap_or("lines dropped")
+                ),
+                Some("end") => eprintln!(
+                    "{prefix}[longin: {}]",
+                    value["message"].as_str().unwrap_or("stream ended")
+                ),
+                _ => write_line(&prefix, &value),
+            }
+        }
+    } else {
+        // All of it, merged in time order across containers.
+        let mut all = Vec::new();
+        while let Some(item) = rx.recv().await {
+            all.push(item);
+        }
+        all.sort_by(|a, b| {
+            a.1["timestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .cmp(
+                    &b.1["timestamp"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
+                )
+        });
+        for (prefix, value) in &all {
+            write_line(prefix, value);
+        }
+    }
+    while let Some(done) = readers.join_next().await {
+        done.context("a log reader failed")??;
+    }
+    Ok(())
+}
+
+/// Human bytes: `512Ki`, `41.5Mi`, `2.0Gi`.
+#[must_use]
+pub fn bytes(n: f64) -> String {
+    const UNITS: [&str; 4] = ["Ki", "Mi", "Gi", "Ti"];
+    if n < 1024.0 {
+        return format!("{n:.0}");
+    }
+    let mut value = n / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value >= 100.0 {
+        format!("{value:.0}{}", UNITS[unit])
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+/// CPU and memory per application, from the latest collection cycle of the last two
+/// minutes.
+///
+/// # Errors
+/// The server refuses.
+pub async fn top(client: &mut ApiClient) -> anyhow::Result<String> {
+    let res = client.send(Method::GET, "/api/applications", |r| r).await?;
+    let body: Value = check(res).await?.json().await?;
+    let since = chrono::Utc::now().timestamp() - 120;
+    let mut rows = Vec::new();
+    for app in body["items"].as_array().into_iter().flatten() {
+        let name = app
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let res = client
+            .send(
+                Method::GET,
+                &format!("/api/applications/{name}/metrics?since={since}&step=1"),
+                |r| r,
+            )
+            .await?;
+        let series: Value = check(res).await?.json().await?;
+        let latest = series["points"].as_array().and_then(|p| p.last()).cloned();
+        let f = |key: &str| latest.as_ref().and_then(|p| p[key].as_f64());
+        rows.push(vec![
+            name.to_owned(),
+            f("cpuPercent").map_or_else(|| "-".to_owned(), |c| format!("{c:.1}%")),
+            f("memoryBytes").map_or_else(|| "-".to_owned(), bytes),
+            f("memoryLimitBytes").map_or_else(|| "-".to_owned(), bytes),
+            f("containers").map_or_else(|| "0".to_owned(), |c| format!("{c:.0}")),
+        ]);
+    }
+    if rows.is_empty() {
+        return Ok("No applications found.\n".to_owned());
+    }
+    Ok(table(
+        &["NAME", "CPU", "MEMORY", "LIMIT", "CONTAINERS"],
+        &rows,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_like_kubectl_top() {
+        assert_eq!(bytes(512.0), "512");
+        assert_eq!(bytes(2048.0), "2.0Ki");
+        assert_eq!(bytes(41.5 * 1024.0 * 1024.0), "41.5Mi");
+        assert_eq!(bytes(512.0 * 1024.0 * 1024.0), "512Mi");
+        assert_eq!(bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0Gi");
+    }
+}
