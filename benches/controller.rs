@@ -15,85 +15,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{apply, cpu_and_rss, free_port, remove_label, start_server, verdict};
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
-
-const PASSWORD: &str = "benchmark password";
-
-struct Server {
-    child: Child,
-    base: String,
-    instance: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        remove_label(&format!("io.longin.instance={}", self.instance));
-    }
-}
-
-fn remove_label(label: &str) {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={label}")])
-        .output()
-        .expect("docker ps");
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    if !ids.is_empty() {
-        let _ = Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&ids)
-            .output();
-    }
-}
-
-/// Ports here stay below 32768, Linux's ephemeral range, where outgoing connections
-/// could hold them.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let instance = format!("longin-bench-{}", std::process::id());
-    let child = Command::new(env!("CARGO_BIN_EXE_longin"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("LONGIN_DATA_DIR", data.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env("LONGIN_INSTANCE", &instance)
-        .env("LONGIN_PORT_RANGE", "12000-12999")
-        .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
-        .env("LONGIN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start longin serve");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        instance,
-        _data: data,
-    }
-}
 
 async fn answers(client: &reqwest::Client, port: u16) -> bool {
     client
@@ -118,23 +53,6 @@ fn app_doc(name: &str, image: &str) -> String {
     format!(
         "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec: {{image: '{image}', containerPort: 8080, replicas: 1, terminationGracePeriodSeconds: 1, resources: {{memory: 32Mi, cpu: 100m}}}}\n"
     )
-}
-
-async fn apply(client: &reqwest::Client, server: &Server, token: &str, yaml: String) -> Value {
-    let res = client
-        .put(format!("{}/api/applications/apply", server.base))
-        .bearer_auth(token)
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        res.status().is_success(),
-        "apply: {}",
-        res.text().await.unwrap()
-    );
-    res.json().await.unwrap()
 }
 
 /// Creates and starts one container the way the controller does, straight through
@@ -182,35 +100,6 @@ async fn docker_run(docker: &Docker, name: &str, image: &str, host_port: u16) ->
     id
 }
 
-/// (user+system CPU seconds, RSS bytes) of a process, from /proc.
-fn cpu_and_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // After the command name: state is field 3; utime and stime are fields 14 and 15.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks / 100.0, rss_kb * 1024)
-}
-
-fn verdict(ratio: f64, target: f64) -> &'static str {
-    if ratio <= target {
-        "meets target"
-    } else {
-        "MISSES target"
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let apps: usize = std::env::var("LONGIN_BENCH_APPS")
@@ -240,28 +129,8 @@ async fn main() {
     let client = reqwest::Client::new();
     remove_label("io.longin.bench-baseline=1");
 
-    let server = start_server();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "server never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let res = client
-        .post(format!("{}/api/auth/register", server.base))
-        .json(&json!({"username": "bench", "email": "bench@example.com", "password": PASSWORD, "confirm_password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = start_server(&[]);
+    let token = server.ready_and_register(&client).await;
 
     // (a) one app, three rounds each, medians.
     let mut longin_one = Vec::new();

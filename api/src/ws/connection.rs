@@ -74,10 +74,14 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break 'serve,
             },
             batch = session.outbox.next_batch() => {
+                // Queued, then flushed once: a flush per message cost a write per line.
                 for value in batch {
-                    if sink.send(text(&value)).await.is_err() {
+                    if sink.feed(text(&value)).await.is_err() {
                         break 'serve;
                     }
+                }
+                if sink.flush().await.is_err() {
+                    break 'serve;
                 }
             }
         }
