@@ -76,7 +76,7 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
             batch = session.outbox.next_batch() => {
                 // Queued, then flushed once: a flush per message cost a write per line.
                 for value in batch {
-                    if sink.feed(text(&value)).await.is_err() {
+                    if sink.feed(Message::Text(value.into())).await.is_err() {
                         break 'serve;
                     }
                 }
@@ -444,16 +444,13 @@ async fn follow_logs(
     tail: usize,
     outbox: Arc<Outbox>,
 ) {
-    let line_message = |line: &crate::logs::LogLine| {
-        protocol::typed("log", serde_json::to_value(line).unwrap_or(Value::Null))
-    };
     let mut last_seen = i64::MIN;
     if tail > 0 {
         match hub.history(&docker_id, Some(tail), None).await {
             Ok(lines) => {
                 last_seen = lines.last().map_or(last_seen, |l| l.at_ns);
                 for line in &lines {
-                    outbox.push(line_message(line));
+                    outbox.push(line.to_ws_message());
                 }
             }
             Err(err) => {
@@ -464,7 +461,7 @@ async fn follow_logs(
     }
     loop {
         match rx.recv().await {
-            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => outbox.push(line_message(&line)),
+            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => outbox.push(line.to_ws_message()),
             Ok(LogEvent::Line(_)) => {}
             Ok(LogEvent::End(reason)) => {
                 outbox.push_always(protocol::end(&docker_id, &reason));

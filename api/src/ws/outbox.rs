@@ -1,26 +1,43 @@
-//! What waits to be written to one WebSocket client. A slow client never slows the
+//! What waits to be written to one WebSocket client, as serialized messages. A slow client never slows the
 //! producers: values with a key (metrics and status of an app) keep only the newest,
 //! and the bounded line queue drops what does not fit and says how much, in order.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::protocol;
 
+/// A message as it goes on the wire: built JSON, or text already serialized (the hot
+/// path of log lines skips building a JSON value).
+pub trait IntoText {
+    fn into_text(self) -> String;
+}
+
+impl IntoText for String {
+    fn into_text(self) -> String {
+        self
+    }
+}
+
+impl IntoText for serde_json::Value {
+    fn into_text(self) -> String {
+        self.to_string()
+    }
+}
+
 /// A queued message, or how many were dropped at that point.
 #[derive(Debug)]
 enum Item {
-    Message(Value),
+    Message(String),
     Dropped(u64),
 }
 
 #[derive(Debug, Default)]
 struct State {
     /// Newest value per key, in the order the keys first appeared.
-    latest: Vec<(String, Value)>,
+    latest: Vec<(String, String)>,
     queue: VecDeque<Item>,
 }
 
@@ -58,26 +75,26 @@ impl Outbox {
     }
 
     /// Replaces the pending value under `key` (or queues it).
-    pub fn put_latest(&self, key: String, value: Value) {
+    pub fn put_latest(&self, key: String, value: impl IntoText) {
         {
             let mut state = self.state();
             match state.latest.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => state.latest.push((key, value)),
+                Some(slot) => slot.1 = value.into_text(),
+                None => state.latest.push((key, value.into_text())),
             }
         }
         self.notify.notify_one();
     }
 
     /// Queues a line; if the queue is full the line is dropped and counted.
-    pub fn push(&self, value: Value) {
+    pub fn push(&self, value: impl IntoText) {
         {
             let mut state = self.state();
             if state.queue.len() >= self.capacity {
                 state.mark_dropped(1);
                 return;
             }
-            state.queue.push_back(Item::Message(value));
+            state.queue.push_back(Item::Message(value.into_text()));
         }
         self.notify.notify_one();
     }
@@ -90,21 +107,23 @@ impl Outbox {
 
     /// Queues a message that must not be lost (an end, an error, a reply), even over
     /// the capacity.
-    pub fn push_always(&self, value: Value) {
-        self.state().queue.push_back(Item::Message(value));
+    pub fn push_always(&self, value: impl IntoText) {
+        self.state()
+            .queue
+            .push_back(Item::Message(value.into_text()));
         self.notify.notify_one();
     }
 
     /// Everything pending, in order: queued messages with `lagged` where lines were
     /// dropped, then the newest keyed values.
-    fn drain(&self) -> Vec<Value> {
+    fn drain(&self) -> Vec<String> {
         let mut state = self.state();
-        let mut out: Vec<Value> = state
+        let mut out: Vec<String> = state
             .queue
             .drain(..)
             .map(|item| match item {
                 Item::Message(value) => value,
-                Item::Dropped(n) => protocol::lagged(n),
+                Item::Dropped(n) => protocol::lagged(n).to_string(),
             })
             .collect();
         out.extend(state.latest.drain(..).map(|(_, v)| v));
@@ -112,7 +131,7 @@ impl Outbox {
     }
 
     /// Waits for something to write and takes all of it.
-    pub async fn next_batch(&self) -> Vec<Value> {
+    pub async fn next_batch(&self) -> Vec<String> {
         loop {
             let notified = self.notify.notified();
             let batch = self.drain();
@@ -133,28 +152,28 @@ mod tests {
     #[tokio::test]
     async fn keyed_values_keep_the_newest_and_lines_report_drops_in_order() {
         let outbox = Outbox::new(2);
-        outbox.put_latest("metrics:a".into(), json!(1));
-        outbox.put_latest("metrics:b".into(), json!(10));
-        outbox.put_latest("metrics:a".into(), json!(2));
-        outbox.push(json!("l1"));
-        outbox.push(json!("l2"));
-        outbox.push(json!("l3")); // over capacity
-        outbox.push(json!("l4"));
-        outbox.push_always(json!("end"));
+        outbox.put_latest("metrics:a".into(), json!(1).to_string());
+        outbox.put_latest("metrics:b".into(), json!(10).to_string());
+        outbox.put_latest("metrics:a".into(), json!(2).to_string());
+        outbox.push(json!("l1").to_string());
+        outbox.push(json!("l2").to_string());
+        outbox.push(json!("l3").to_string()); // over capacity
+        outbox.push(json!("l4").to_string());
+        outbox.push_always(json!("end").to_string());
         assert_eq!(
             outbox.next_batch().await,
             [
-                json!("l1"),
-                json!("l2"),
-                protocol::lagged(2),
-                json!("end"),
-                json!(2),
-                json!(10)
+                json!("l1").to_string(),
+                json!("l2").to_string(),
+                protocol::lagged(2).to_string(),
+                json!("end").to_string(),
+                json!(2).to_string(),
+                json!(10).to_string()
             ]
         );
         // Drained: room again, no drop reported twice.
-        outbox.push(json!("l5"));
-        assert_eq!(outbox.next_batch().await, [json!("l5")]);
+        outbox.push(json!("l5").to_string());
+        assert_eq!(outbox.next_batch().await, [json!("l5").to_string()]);
     }
 
     #[tokio::test]
@@ -167,6 +186,6 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         outbox.add_dropped(5);
-        assert_eq!(waiting.await.unwrap(), [protocol::lagged(5)]);
+        assert_eq!(waiting.await.unwrap(), [protocol::lagged(5).to_string()]);
     }
 }

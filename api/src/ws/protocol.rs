@@ -101,15 +101,6 @@ pub fn end(container_id: &str, reason: &str) -> Value {
     json!({"type": "end", "containerId": container_id, "reason": reason})
 }
 
-/// `value` (an object) with `"type": kind` added.
-#[must_use]
-pub fn typed(kind: &str, mut value: Value) -> Value {
-    if let Some(object) = value.as_object_mut() {
-        object.insert("type".to_owned(), Value::String(kind.to_owned()));
-    }
-    value
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +126,7 @@ mod tests {
             r#"{"type":"shout"}"#,
             r#"{"type":"auth"}"#,
             r#"{"type":"subscribe","app":1}"#,
-            r#"{"type":"ping","x":1}"#,
+            r#"{"type":"subscribe","app":"a","extra":1}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
@@ -154,10 +145,6 @@ mod tests {
     #[test]
     fn server_messages_carry_their_type() {
         assert_eq!(lagged(3), json!({"type":"lagged","dropped":3}));
-        assert_eq!(
-            typed("log", json!({"line":"x"})),
-            json!({"type":"log","line":"x"})
-        );
         assert_eq!(error("not_found", "m")["type"], "error");
     }
 }
