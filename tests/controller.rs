@@ -214,6 +214,9 @@ async fn removed_or_stopped_containers_are_replaced() {
         format!("127.0.0.1:{port}:8080"),
         image.clone(),
     ]);
+    // Docker's creation times have one-second resolution, and of two copies of a
+    // replica the controller keeps the newer: make this one clearly newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let created = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let created = created.trim().to_owned();
     docker(&["rm", "-f", &second]);
