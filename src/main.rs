@@ -48,7 +48,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             });
             let bus = server::event_bus(&args).await?;
+            // Its own /metrics and /healthz: the reconcile, queue and leader metrics
+            // of this process are nowhere else.
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            tracing::info!(addr = %args.listen, "controller metrics on /metrics");
+            let router = longin_api::prometheus::standalone_router(
+                args.store.data_dir.clone(),
+                args.metrics_token.clone(),
+            );
+            let http = tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                    .into_future(),
+            );
             longin_controller::run(store.clone(), bus, args.controller_config(), cancel).await;
+            if let Ok(Err(err)) = http.await {
+                tracing::warn!(error = %err, "controller metrics server failed");
+            }
             store.close().await;
             Ok(())
         }

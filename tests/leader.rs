@@ -12,6 +12,12 @@ use longin_store::users::{NewUser, Role};
 
 use common::{InstanceContainers, docker, eventually};
 
+async fn scrape(base: &str) -> String {
+    let res = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    res.text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_controller_leads_and_another_takes_over_when_it_dies() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -100,6 +106,23 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
             .holder
             .contains(&format!(":{first_pid}:"))
     );
+    // Each controller says on its own /metrics whether it leads, and reconciles only
+    // on the leader.
+    let leader = scrape(&first.base).await;
+    let standby = scrape(&second.base).await;
+    assert!(
+        leader.contains("\nlongin_controller_leader 1\n"),
+        "{leader}"
+    );
+    assert!(
+        standby.contains("\nlongin_controller_leader 0\n"),
+        "{standby}"
+    );
+    assert!(
+        leader.contains("longin_reconciles_total{result=\"success\"}"),
+        "{leader}"
+    );
+    assert!(!standby.contains("longin_reconciles_total"), "{standby}");
 
     first.kill();
     let killed = Instant::now();

@@ -162,36 +162,71 @@ fn describe() {
 /// Prometheus' text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The scrape endpoint.
-pub async fn scrape(
-    State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    if let Some(token) = &ctx.config.metrics_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        // Compared as digests: equal length, so the time taken says nothing.
-        if Sha256::digest(presented.as_bytes()) != Sha256::digest(token.as_bytes()) {
-            return Err(AppError::Unauthorized(
-                "/metrics needs the bearer token set in LONGIN_METRICS_TOKEN".to_owned(),
-            ));
-        }
+/// Refuses a scrape without the configured token.
+fn check_token(token: Option<&str>, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(token) = token else { return Ok(()) };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compared as digests: equal length, so the time taken says nothing.
+    if Sha256::digest(presented.as_bytes()) == Sha256::digest(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized(
+            "/metrics needs the bearer token set in LONGIN_METRICS_TOKEN".to_owned(),
+        ))
     }
+}
+
+/// What the facade recorded in this process, then `extra`, as a scrape response.
+fn exposition(extra: &str, data_dir: &std::path::Path) -> Response {
     let mut body = String::new();
     if let Some(handle) = install() {
         handle.run_upkeep();
         body.push_str(&handle.render());
     }
-    body.push_str(&app_section(&ctx).await.map_err(AppError::internal)?);
-    body.push_str(&disk_section(&ctx.config.data_dir));
+    body.push_str(extra);
+    body.push_str(&disk_section(data_dir));
     let mut response = body.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    Ok(response)
+    response
+}
+
+/// The scrape endpoint.
+pub async fn scrape(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    check_token(ctx.config.metrics_token.as_deref(), &headers)?;
+    let apps = app_section(&ctx).await.map_err(AppError::internal)?;
+    Ok(exposition(&apps, &ctx.config.data_dir))
+}
+
+/// `/metrics` and `/healthz` of a process without the API (`longin controller`): what
+/// it records (reconciles, queue, leadership, collection) and the data dir's space.
+/// The per-application gauges come from the API processes.
+pub fn standalone_router(data_dir: std::path::PathBuf, token: Option<String>) -> axum::Router {
+    install();
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: HeaderMap| {
+                let (data_dir, token) = (data_dir.clone(), token.clone());
+                async move {
+                    check_token(token.as_deref(), &headers)?;
+                    Ok::<_, AppError>(exposition("", &data_dir))
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(crate::error::not_found)
 }
 
 /// One gauge family: its samples by `app`.

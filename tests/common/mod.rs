@@ -353,8 +353,26 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A `longin controller` child process and the address of its /metrics.
+pub struct ControllerProcess {
+    pub process: KillOnDrop,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl ControllerProcess {
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.process.id()
+    }
+}
+
 /// Starts `longin controller` on a store, resyncing every `resync` seconds, with
-/// `env` added to its environment.
+/// `env` added to its environment; its /metrics listens on a free port.
 pub fn spawn_controller(
     data_dir: &std::path::Path,
     database_url: &str,
@@ -362,8 +380,12 @@ pub fn spawn_controller(
     ports: (u16, u16),
     resync: u64,
     env: &[(&str, &str)],
-) -> KillOnDrop {
-    KillOnDrop(
+) -> ControllerProcess {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let process = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_longin"))
             .arg("controller")
             .env("LONGIN_DATA_DIR", data_dir)
@@ -372,13 +394,18 @@ pub fn spawn_controller(
             .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
             .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
             .env("LONGIN_RESYNC_SECONDS", resync.to_string())
+            .env("LONGIN_LISTEN", listen.to_string())
             .env("LONGIN_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
-    )
+    );
+    ControllerProcess {
+        process,
+        base: format!("http://{listen}"),
+    }
 }
 
 /// Removes a test instance's containers when dropped.
