@@ -111,7 +111,23 @@ async fn cycles_are_summed_downsampled_and_pruned() {
         "stale"
     );
 
+    // A container row that goes (replaced, scaled down) takes none of the history.
+    let observed = |docker_id: &str| longin_store::status::ObservedContainer {
+        docker_id: docker_id.to_owned(),
+        replica_index: 0,
+        host_port: 3100,
+        spec_hash: "h".to_owned(),
+        status: "running".to_owned(),
+        restart_count: 0,
+    };
+    store.sync_containers(&app, &[observed("c3")], 1).await.unwrap();
+    store.record_usage(&[row(&app, "c3", 140_000, 5.0, 50)]).await.unwrap();
+    store.sync_containers(&app, &[observed("c4")], 1).await.unwrap();
+    let kept = store.usage_series(&app, 140_000, 140_000, 1_000).await.unwrap();
+    assert_eq!(kept.len(), 1, "the replaced container's cycle is kept");
+    assert_eq!(kept[0].cpu_percent, 5.0);
+
     assert_eq!(store.prune_usage(120_000).await.unwrap(), 4);
     let left = store.usage_series(&app, 0, 200_000, 1_000).await.unwrap();
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3);
 }
