@@ -69,7 +69,7 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
     /// Lines of history to print first.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub tail: u64,
     /// Only this replica's container (default: every replica, lines prefixed [rN]).
     #[arg(long)]

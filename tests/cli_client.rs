@@ -254,7 +254,7 @@ async fn cli_shows_logs_and_top() {
     // Recent lines of one replica: stdout to stdout, stderr to stderr.
     let out = common::eventually(20, "a few ticks logged", || async {
         let out = cli.run(
-            &["logs", "chatter", "--replica", "1", "--tail", "100000"],
+            &["logs", "chatter", "--replica", "1", "--tail", "10000"],
             None,
         );
         let stdout = String::from_utf8(out.stdout).unwrap();

@@ -87,7 +87,7 @@ async fn logs_are_ordered_tagged_owned_and_followed_without_gaps() {
 
     // JSON lines: in order, stdout and stderr told apart.
     let lines: Vec<Value> = eventually(30, "the first ten lines", || async {
-        let body = logs(&app, token, short, "?tail=100000", true)
+        let body = logs(&app, token, short, "?tail=10000", true)
             .await
             .text()
             .await
@@ -124,7 +124,7 @@ async fn logs_are_ordered_tagged_owned_and_followed_without_gaps() {
     );
 
     // Text, one stream, timestamps.
-    let body = logs(&app, token, short, "?tail=100000&stream=stderr", false)
+    let body = logs(&app, token, short, "?tail=10000&stream=stderr", false)
         .await
         .text()
         .await

@@ -120,10 +120,22 @@ async fn cycles_are_summed_downsampled_and_pruned() {
         status: "running".to_owned(),
         restart_count: 0,
     };
-    store.sync_containers(&app, &[observed("c3")], 1).await.unwrap();
-    store.record_usage(&[row(&app, "c3", 140_000, 5.0, 50)]).await.unwrap();
-    store.sync_containers(&app, &[observed("c4")], 1).await.unwrap();
-    let kept = store.usage_series(&app, 140_000, 140_000, 1_000).await.unwrap();
+    store
+        .sync_containers(&app, &[observed("c3")], 1)
+        .await
+        .unwrap();
+    store
+        .record_usage(&[row(&app, "c3", 140_000, 5.0, 50)])
+        .await
+        .unwrap();
+    store
+        .sync_containers(&app, &[observed("c4")], 1)
+        .await
+        .unwrap();
+    let kept = store
+        .usage_series(&app, 140_000, 140_000, 1_000)
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 1, "the replaced container's cycle is kept");
     assert_eq!(kept[0].cpu_percent, 5.0);
 

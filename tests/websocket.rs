@@ -96,6 +96,18 @@ async fn metrics_and_status_are_pushed_live_to_owners_and_admins() {
     let admin = app.admin("overseer").await;
     let mut admin_ws = WsClient::authenticated(&app, "/ws/admin", &admin.access_token).await;
 
+    // Collected at least once already (a container's first reading only primes its
+    // CPU figure), so the next cycle is due within one interval.
+    common::eventually(10, "a first metrics cycle of live", || async {
+        let series: Value = app
+            .get("/api/applications/live/metrics?step=1", Some(token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (!series["points"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
     let mut ws = WsClient::authenticated(&app, "/ws/metrics", token).await;
     ws.send(json!({"type": "subscribe", "app": "live"})).await;
     assert_eq!(
@@ -279,5 +291,49 @@ async fn logs_stream_in_order_and_a_slow_client_lags_alone() {
         "reader got {} lines in order; slow client: {lagged}",
         numbers.len()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn disabled_or_demoted_users_lose_their_streams() {
+    let app = common::spawn_app_with(|c| c.ws_keepalive = Duration::from_millis(500)).await;
+    let root = app.admin("root").await;
+    let user = app.register("leaver").await;
+    let deputy = app.register("deputy").await;
+    let res = app
+        .patch(
+            &format!("/api/admin/users/{}", deputy.user_id),
+            &json!({"role": "admin"}),
+            &root.access_token,
+        )
+        .await;
+    assert!(res.status().is_success());
+
+    let mut user_ws = WsClient::authenticated(&app, "/ws/metrics", &user.access_token).await;
+    let mut deputy_ws = WsClient::authenticated(&app, "/ws/admin", &deputy.access_token).await;
+    // Still there after a few keepalive periods (pings answered by the client).
+    user_ws.send(json!({"type": "ping"})).await;
+    assert_eq!(user_ws.recv(5).await.unwrap(), json!({"type": "pong"}));
+
+    app.patch(
+        &format!("/api/admin/users/{}", user.user_id),
+        &json!({"disabled": true}),
+        &root.access_token,
+    )
+    .await;
+    app.patch(
+        &format!("/api/admin/users/{}", deputy.user_id),
+        &json!({"role": "user"}),
+        &root.access_token,
+    )
+    .await;
+    let closed = user_ws.recv(5).await.unwrap();
+    assert_eq!(
+        (closed["code"].as_str(), closed["message"].as_str()),
+        (Some("unauthorized"), Some("account is disabled"))
+    );
+    assert_eq!(user_ws.recv(5).await, None);
+    assert_eq!(deputy_ws.recv(5).await.unwrap()["code"], "forbidden");
+    assert_eq!(deputy_ws.recv(5).await, None);
     app.stop().await;
 }

@@ -43,6 +43,9 @@ pub struct ApiConfig {
     pub metrics_token: Option<String>,
     /// The data directory (its filesystem's free space is exported).
     pub data_dir: std::path::PathBuf,
+    /// How often a WebSocket connection pings its client and re-checks that the user
+    /// may still hold it (disabled, demoted); three silent periods close it.
+    pub ws_keepalive: Duration,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +74,7 @@ impl Default for ApiConfig {
             metrics_retention: Duration::from_secs(7 * 24 * 3600),
             metrics_token: None,
             data_dir: std::path::PathBuf::from("."),
+            ws_keepalive: Duration::from_secs(30),
         }
     }
 }

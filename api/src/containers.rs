@@ -130,15 +130,16 @@ async fn get_one(
     ))
 }
 
-/// Most lines `tail` may ask for.
-const MAX_TAIL: usize = 100_000;
+/// Most lines `tail` may ask for: history is read whole before it is sent, and an
+/// engine line can be 16 KiB.
+const MAX_TAIL: usize = 10_000;
 
 /// Which lines, and how.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 struct LogsQuery {
-    /// The last N lines (default 100, at most 100000).
+    /// The last N lines (default 100, at most 10000).
     tail: usize,
     /// Only lines since then: RFC 3339 or Unix seconds.
     since: Option<String>,
@@ -262,6 +263,7 @@ async fn logs(
         only,
     };
     // Subscribed before the history is read: nothing falls between the two.
+    let subscribed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MIN);
     let follower = if query.follow {
         Some(
             ctx.logs
@@ -282,7 +284,9 @@ async fn logs(
     } else {
         "text/plain; charset=utf-8"
     };
-    let last_seen = history.last().map_or(i64::MIN, |l| l.at_ns);
+    // Without history, only lines from now on (the shared stream starts at a whole
+    // second, so it can carry a few older ones).
+    let last_seen = history.last().map_or(subscribed_at, |l| l.at_ns);
     let mut body: String = history.iter().filter_map(|l| format.render(l)).collect();
     let response = match follower {
         None => Body::from(body),
@@ -317,7 +321,13 @@ async fn forward(
         return;
     }
     loop {
-        let chunk = match follower.recv().await {
+        // The client leaving is noticed even while no line passes: a quiet container
+        // or a filtered stream must not keep the task and the engine stream alive.
+        let received = tokio::select! {
+            () = tx.closed() => return,
+            received = follower.recv() => received,
+        };
+        let chunk = match received {
             Ok(LogEvent::Line(line)) if line.at_ns > last_seen => format.render(&line),
             Ok(LogEvent::Line(_)) => None,
             Ok(LogEvent::End(why)) => {

@@ -122,6 +122,22 @@ fn describe() {
         "longin_bus_publish_failures_total",
         "Events that could not be published to Redis (delivered locally only)."
     );
+    describe_counter!(
+        "longin_metrics_scrape_store_errors_total",
+        "Scrapes of /metrics served without per-application gauges because the store failed."
+    );
+    describe_counter!(
+        "longin_ws_dropped_messages_total",
+        "Log lines dropped for WebSocket clients that fell behind."
+    );
+    describe_gauge!(
+        "longin_ws_connections",
+        "Open WebSocket connections by stream."
+    );
+    describe_gauge!(
+        "longin_log_streams_open",
+        "Engine log streams open, shared by every follower of a container."
+    );
     // API.
     describe_histogram!(
         "longin_http_request_duration_seconds",
@@ -202,7 +218,13 @@ pub async fn scrape(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     check_token(ctx.config.metrics_token.as_deref(), &headers)?;
-    let apps = app_section(&ctx).await.map_err(AppError::internal)?;
+    // Without the store, the process's own metrics still matter most: the scrape goes
+    // on without the per-application gauges.
+    let apps = app_section(&ctx).await.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "/metrics without per-application gauges: the store failed");
+        metrics::counter!("longin_metrics_scrape_store_errors_total").increment(1);
+        String::new()
+    });
     Ok(exposition(&apps, &ctx.config.data_dir))
 }
 

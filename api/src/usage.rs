@@ -53,10 +53,13 @@ pub(crate) struct Window {
 /// recorded under `field`.
 pub(crate) fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
     if let Ok(secs) = text.parse::<i64>() {
-        return secs.checked_mul(1000).or_else(|| {
-            errors.insert(field.to_owned(), "out of range".to_owned());
-            None
-        });
+        // Within chrono's range (±262 000 years), so differences cannot overflow.
+        return chrono::DateTime::from_timestamp(secs, 0)
+            .map(|t| t.timestamp_millis())
+            .or_else(|| {
+                errors.insert(field.to_owned(), "out of range".to_owned());
+                None
+            });
     }
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => Some(t.timestamp_millis()),
@@ -91,13 +94,13 @@ pub(crate) fn resolve(q: &WindowQuery, now_ms: i64, interval_ms: i64) -> Result<
     };
     if since >= until {
         errors.insert("since".to_owned(), "must be before until".to_owned());
-    } else if until - since > MAX_WINDOW_MS {
+    } else if until.saturating_sub(since) > MAX_WINDOW_MS {
         errors.insert(
             "since".to_owned(),
             "the window may span 31 days at most".to_owned(),
         );
     }
-    let window = until - since;
+    let window = until.saturating_sub(since);
     let step = q.step.map_or_else(
         || (window / DEFAULT_POINTS).max(interval_ms).max(1000),
         |s| s.saturating_mul(1000),
@@ -261,6 +264,12 @@ mod tests {
         assert_eq!(
             fields(resolve(&q(Some("0"), Some("86400"), Some(1)), NOW, 1000).unwrap_err()),
             ["step"]
+        );
+        // Far outside any calendar: refused, not wrapped around.
+        let huge = q(Some("-9000000000000000"), Some("9000000000000000"), None);
+        assert_eq!(
+            fields(resolve(&huge, NOW, 1000).unwrap_err()),
+            ["since", "until"]
         );
     }
 }

@@ -114,7 +114,13 @@ async fn collect(
                 continue;
             }
         };
-        let u = usage(previous.get(&c.id), &sample);
+        // A first reading has no CPU figure: it waits for the next cycle rather than
+        // be stored as 0 % and drag averages down.
+        let Some(before) = previous.get(&c.id) else {
+            seen.insert(c.id, sample);
+            continue;
+        };
+        let u = usage(Some(before), &sample);
         seen.insert(c.id.clone(), sample);
         if !apps.contains_key(&app) {
             continue; // an orphan, about to be removed

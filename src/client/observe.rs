@@ -175,15 +175,22 @@ pub async fn top(client: &mut ApiClient) -> anyhow::Result<String> {
     let body: Value = check(res).await?.json().await?;
     let since = chrono::Utc::now().timestamp() - 120;
     let mut rows = Vec::new();
+    let me = client.credentials().username.clone();
     for app in body["items"].as_array().into_iter().flatten() {
         let name = app
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Admins list everyone's applications: each is read as its owner's.
+        let owner = app
+            .pointer("/metadata/owner")
+            .and_then(Value::as_str)
+            .unwrap_or(&me)
+            .to_owned();
         let res = client
             .send(
                 Method::GET,
-                &format!("/api/applications/{name}/metrics?since={since}&step=1"),
+                &format!("/api/applications/{name}/metrics?since={since}&step=1&owner={owner}"),
                 |r| r,
             )
             .await?;
@@ -191,7 +198,11 @@ pub async fn top(client: &mut ApiClient) -> anyhow::Result<String> {
         let latest = series["points"].as_array().and_then(|p| p.last()).cloned();
         let f = |key: &str| latest.as_ref().and_then(|p| p[key].as_f64());
         rows.push(vec![
-            name.to_owned(),
+            if owner == me {
+                name.to_owned()
+            } else {
+                format!("{owner}/{name}")
+            },
             f("cpuPercent").map_or_else(|| "-".to_owned(), |c| format!("{c:.1}%")),
             f("memoryBytes").map_or_else(|| "-".to_owned(), bytes),
             f("memoryLimitBytes").map_or_else(|| "-".to_owned(), bytes),

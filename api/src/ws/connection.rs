@@ -42,7 +42,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_QUEUE: usize = 512;
 /// History lines a log subscription starts with by default, and at most.
 const DEFAULT_TAIL: usize = 100;
-const MAX_TAIL: usize = 10_000;
+const MAX_TAIL: usize = 1_000;
 
 fn text(value: &Value) -> Message {
     Message::Text(value.to_string().into())
@@ -64,15 +64,37 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
     }
     metrics::gauge!("longin_ws_connections", "stream" => kind.as_str()).increment(1.0);
     tracing::debug!(user = %user.username, stream = kind.as_str(), "websocket client ready");
+    let keepalive = ctx.config.ws_keepalive;
     let mut session = Session::new(ctx, user, kind);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut last_heard = tokio::time::Instant::now();
     'serve: loop {
         tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(t))) => session.handle(&t).await,
-                Some(Ok(Message::Binary(_))) => session.outbox.push_always(protocol::error("bad_request", "send text (JSON) messages")),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break 'serve,
-            },
+            _ = tick.tick() => {
+                // A peer silent for three periods (not even a pong) is gone.
+                if last_heard.elapsed() > keepalive * 3 {
+                    break 'serve;
+                }
+                if let Err(reply) = session.still_allowed().await {
+                    let _ = sink.send(text(&reply)).await;
+                    let _ = sink.close().await;
+                    break 'serve;
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break 'serve;
+                }
+            }
+            incoming = stream.next() => {
+                if matches!(incoming, Some(Ok(_))) {
+                    last_heard = tokio::time::Instant::now();
+                }
+                match incoming {
+                    Some(Ok(Message::Text(t))) => session.handle(&t).await,
+                    Some(Ok(Message::Binary(_))) => session.outbox.push_always(protocol::error("bad_request", "send text (JSON) messages")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break 'serve,
+                }
+            }
             batch = session.outbox.next_batch() => {
                 // Queued, then flushed once: a flush per message cost a write per line.
                 for value in batch {
@@ -185,6 +207,31 @@ impl Session {
         }
     }
 
+    /// Whether the user may still hold this connection: the account still exists and
+    /// is enabled, and (on the admin stream) is still an admin. A store error keeps it
+    /// (the next check decides).
+    async fn still_allowed(&self) -> Result<(), Value> {
+        match self.ctx.store.user_by_id(&self.user.id).await {
+            Ok(user) if user.disabled => {
+                Err(protocol::error("unauthorized", "account is disabled"))
+            }
+            Ok(user)
+                if self.kind == Kind::Admin && user.role != longin_store::users::Role::Admin =>
+            {
+                Err(protocol::error("forbidden", "the admin role was withdrawn"))
+            }
+            Ok(_) => Ok(()),
+            Err(longin_store::StoreError::NotFound) => Err(protocol::error(
+                "unauthorized",
+                "the account no longer exists",
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot re-check a websocket user");
+                Ok(())
+            }
+        }
+    }
+
     fn reply_error(&self, code: &str, message: &str) {
         self.outbox.push_always(protocol::error(code, message));
     }
@@ -252,6 +299,9 @@ impl Session {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .remove(&app.id);
+                    // Nothing of it after the `unsubscribed` reply.
+                    self.outbox.forget(&format!("metrics:{}", app.id));
+                    self.outbox.forget(&format!("status:{}", app.id));
                     None
                 }
                 Err(err) => {
@@ -290,10 +340,15 @@ impl Session {
             .insert(app.id.clone());
         self.outbox
             .push_always(protocol::subscribed(&Topic::App(name.to_owned())));
-        // Where it stands now; changes follow as they happen.
-        self.outbox.put_latest(
+        // Where it stands now, read after subscribing: a change published meanwhile is
+        // either in this read or pending in the outbox already (and then kept).
+        let status = match self.ctx.store.application_by_id(&app.id).await? {
+            Some(fresh) => fresh.status,
+            None => app.status,
+        };
+        self.outbox.put_if_absent(
             format!("status:{}", app.id),
-            status_message(&app.id, &app.name, &app.status),
+            status_message(&app.id, &app.name, &status),
         );
         Ok(())
     }
@@ -322,6 +377,7 @@ impl Session {
             }
         };
         // Followed before history is read, so nothing falls between the two.
+        let subscribed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MIN);
         let mut followers = Vec::new();
         for docker_id in &docker_ids {
             let rx = self
@@ -340,6 +396,7 @@ impl Session {
                     self.ctx.logs.clone(),
                     docker_id,
                     rx,
+                    subscribed_at,
                     tail,
                     self.outbox.clone(),
                 ))
@@ -441,16 +498,21 @@ async fn follow_logs(
     hub: crate::logs::LogHub,
     docker_id: String,
     mut rx: broadcast::Receiver<LogEvent>,
+    subscribed_at: i64,
     tail: usize,
     outbox: Arc<Outbox>,
 ) {
-    let mut last_seen = i64::MIN;
+    // Without history, only lines from the subscription on (the shared stream starts
+    // at a whole second, so it can carry a few older ones).
+    let mut last_seen = subscribed_at;
     if tail > 0 {
         match hub.history(&docker_id, Some(tail), None).await {
             Ok(lines) => {
                 last_seen = lines.last().map_or(last_seen, |l| l.at_ns);
+                // All of it: the client asked for it (and MAX_TAIL bounds it); only
+                // live lines are dropped for a slow client.
                 for line in &lines {
-                    outbox.push(line.to_ws_message());
+                    outbox.push_always(line.to_ws_message());
                 }
             }
             Err(err) => {

@@ -86,6 +86,24 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Queues the value under `key` unless a value is pending there already (which is
+    /// then at least as new).
+    pub fn put_if_absent(&self, key: String, value: impl IntoText) {
+        {
+            let mut state = self.state();
+            if state.latest.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            state.latest.push((key, value.into_text()));
+        }
+        self.notify.notify_one();
+    }
+
+    /// Drops the pending values whose key starts with `prefix`.
+    pub fn forget(&self, prefix: &str) {
+        self.state().latest.retain(|(k, _)| !k.starts_with(prefix));
+    }
+
     /// Queues a line; if the queue is full the line is dropped and counted.
     pub fn push(&self, value: impl IntoText) {
         {
@@ -174,6 +192,20 @@ mod tests {
         // Drained: room again, no drop reported twice.
         outbox.push(json!("l5").to_string());
         assert_eq!(outbox.next_batch().await, [json!("l5").to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_never_replaces_a_pending_value_and_forget_drops_keys() {
+        let outbox = Outbox::new(4);
+        outbox.put_latest("status:a".into(), json!("event").to_string());
+        outbox.put_if_absent("status:a".into(), json!("snapshot").to_string());
+        outbox.put_if_absent("status:b".into(), json!("snapshot b").to_string());
+        outbox.put_latest("metrics:b".into(), json!(1).to_string());
+        outbox.forget("metrics:b");
+        assert_eq!(
+            outbox.next_batch().await,
+            [json!("event").to_string(), json!("snapshot b").to_string()]
+        );
     }
 
     #[tokio::test]
