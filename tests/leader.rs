@@ -262,5 +262,32 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
         "apply in another process -> container running: {latency:.2} s (postgres: {postgres})"
     );
     assert!(latency < if postgres { 10.0 } else { 15.0 }, "{latency}");
+
+    // A spec change of the app, now settled and quiet: on SQLite nothing notifies the
+    // other process, and the resync must not skip the app for having unchanged
+    // containers (every tenth pass would be 20 s here).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let doc = longin_crds::validation::parse_application(&serde_json::json!({
+        "apiVersion": "longin.io/v1", "kind": "Application",
+        "metadata": {"name": "notified"},
+        "spec": {"image": format!("{registry}/longin/httpd:1.0"), "containerPort": 8080, "terminationGracePeriodSeconds": 1, "replicas": 2},
+    }))
+    .unwrap();
+    let changed = Instant::now();
+    store
+        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .await
+        .unwrap();
+    eventually(30, "the second replica", || async {
+        (docker(&["ps", "-q", "--filter", &filter])
+            .split_whitespace()
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let latency = changed.elapsed().as_secs_f64();
+    println!("spec change of a quiet app in another process -> applied: {latency:.2} s");
+    assert!(latency < 10.0, "{latency}");
     store.close().await;
 }

@@ -339,22 +339,25 @@ async fn schedule_everything(
     for (app, c) in &containers {
         by_app.entry(app.as_str()).or_default().push(c);
     }
-    let ids = match store.application_ids().await {
-        Ok(ids) => ids,
-        Err(err) => {
-            tracing::warn!(error = %err, "resync could not list applications");
-            Vec::new()
-        }
-    };
-    let apps = ids
-        .iter()
+    let revisions: HashMap<String, longin_store::status::Revision> =
+        match store.application_revisions().await {
+            Ok(revisions) => revisions.into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "resync could not list applications");
+                HashMap::new()
+            }
+        };
+    let apps = revisions
+        .keys()
         .map(String::as_str)
         .chain(by_app.keys().copied())
         .collect::<std::collections::HashSet<_>>();
     let mut scheduled = 0_u64;
     for app in apps {
         let mine = by_app.get(app).map_or(&[][..], Vec::as_slice);
-        if quiet.is_some_and(|q| q.unchanged(app, mine)) {
+        // An app the store does not know (orphans) is never quiet under its revision.
+        let revision = revisions.get(app).copied();
+        if quiet.is_some_and(|q| revision.is_some_and(|r| q.unchanged(app, r, mine))) {
             continue;
         }
         scheduled += 1;

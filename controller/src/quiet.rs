@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use longin_store::status::Revision;
+
 use crate::plan::{Observed, RunState};
 
-/// A digest of an application's containers: identity, replica, spec, port and state.
-/// Independent of listing order.
+/// A digest of an application's revision and its containers (identity, replica, spec,
+/// port and state). Independent of listing order.
 #[must_use]
-pub fn fingerprint(containers: &[&Observed]) -> u64 {
+pub fn fingerprint(revision: Revision, containers: &[&Observed]) -> u64 {
     let mut keys: Vec<_> = containers
         .iter()
         .map(|c| {
@@ -32,6 +34,7 @@ pub fn fingerprint(containers: &[&Observed]) -> u64 {
         .collect();
     keys.sort_unstable();
     let mut hasher = DefaultHasher::new();
+    revision.hash(&mut hasher);
     keys.hash(&mut hasher);
     hasher.finish()
 }
@@ -45,9 +48,9 @@ impl QuietApps {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The reconcile of `app` found nothing to do with these containers.
-    pub fn settle(&self, app: &str, containers: &[Observed]) {
-        let fp = fingerprint(&containers.iter().collect::<Vec<_>>());
+    /// The reconcile of `app` at `revision` found nothing to do with these containers.
+    pub fn settle(&self, app: &str, revision: Revision, containers: &[Observed]) {
+        let fp = fingerprint(revision, &containers.iter().collect::<Vec<_>>());
         self.map().insert(app.to_owned(), fp);
     }
 
@@ -56,18 +59,25 @@ impl QuietApps {
         self.map().remove(app);
     }
 
-    /// Whether `app` is quiet and its containers are still the ones it settled with.
+    /// Whether `app` is quiet, and its revision and containers are still the ones it
+    /// settled with. The revision matters when a change notification was lost (the
+    /// feed lagged, LISTEN reconnected): the resync then still sees the new spec.
     #[must_use]
-    pub fn unchanged(&self, app: &str, containers: &[&Observed]) -> bool {
+    pub fn unchanged(&self, app: &str, revision: Revision, containers: &[&Observed]) -> bool {
         self.map()
             .get(app)
-            .is_some_and(|fp| *fp == fingerprint(containers))
+            .is_some_and(|fp| *fp == fingerprint(revision, containers))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const R: Revision = Revision {
+        generation: 1,
+        deleting: false,
+    };
 
     fn c(id: &str, state: RunState) -> Observed {
         Observed {
@@ -85,26 +95,40 @@ mod tests {
         let quiet = QuietApps::default();
         let a = c("a", RunState::Running);
         let b = c("b", RunState::Running);
-        assert!(!quiet.unchanged("app", &[&a, &b]), "never settled");
-        quiet.settle("app", &[a.clone(), b.clone()]);
-        assert!(quiet.unchanged("app", &[&b, &a]), "order does not matter");
-        assert!(!quiet.unchanged("app", &[&a]), "a container went away");
+        assert!(!quiet.unchanged("app", R, &[&a, &b]), "never settled");
+        quiet.settle("app", R, &[a.clone(), b.clone()]);
+        assert!(
+            quiet.unchanged("app", R, &[&b, &a]),
+            "order does not matter"
+        );
+        assert!(!quiet.unchanged("app", R, &[&a]), "a container went away");
         let exited = c("b", RunState::Exited { code: 1 });
-        assert!(!quiet.unchanged("app", &[&a, &exited]), "a container died");
+        assert!(
+            !quiet.unchanged("app", R, &[&a, &exited]),
+            "a container died"
+        );
         let mut moved = b.clone();
         moved.host_port = 3101;
-        assert!(!quiet.unchanged("app", &[&a, &moved]));
-        assert!(!quiet.unchanged("other", &[&a, &b]));
+        assert!(!quiet.unchanged("app", R, &[&a, &moved]));
+        assert!(!quiet.unchanged("other", R, &[&a, &b]));
+        // A new generation (a spec change whose notification was lost) or a deletion.
+        let next = Revision { generation: 2, ..R };
+        assert!(!quiet.unchanged("app", next, &[&a, &b]));
+        let deleting = Revision {
+            deleting: true,
+            ..R
+        };
+        assert!(!quiet.unchanged("app", deleting, &[&a, &b]));
         quiet.forget("app");
-        assert!(!quiet.unchanged("app", &[&a, &b]));
+        assert!(!quiet.unchanged("app", R, &[&a, &b]));
     }
 
     #[test]
     fn an_app_with_no_containers_can_be_quiet() {
         let quiet = QuietApps::default();
-        quiet.settle("stopped", &[]);
-        assert!(quiet.unchanged("stopped", &[]));
+        quiet.settle("stopped", R, &[]);
+        assert!(quiet.unchanged("stopped", R, &[]));
         let a = c("a", RunState::Created);
-        assert!(!quiet.unchanged("stopped", &[&a]));
+        assert!(!quiet.unchanged("stopped", R, &[&a]));
     }
 }

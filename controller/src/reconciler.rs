@@ -436,7 +436,14 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         requeue = Some(requeue.map_or(soon, |r| r.min(soon)));
     }
     if !acted && requeue.is_none() {
-        ctx.quiet.settle(app_id, &observed);
+        ctx.quiet.settle(
+            app_id,
+            longin_store::status::Revision {
+                generation: app.generation,
+                deleting,
+            },
+            &observed,
+        );
     }
     Ok(requeue)
 }

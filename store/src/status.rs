@@ -10,6 +10,13 @@ use crate::applications::{
 };
 use crate::{Store, StoreError, now_ms};
 
+/// What of an application, besides its containers, decides what a reconcile does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Revision {
+    pub generation: i64,
+    pub deleting: bool,
+}
+
 /// A container as the controller observed it, for the `containers` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedContainer {
@@ -52,16 +59,28 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Every application's uid, for periodic resyncs.
+    /// Every application's uid with what a reconcile acts on besides containers: its
+    /// generation (spec changes) and whether it is being deleted.
     ///
     /// # Errors
     /// Only database failures.
-    pub async fn application_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM applications ORDER BY id")
+    pub async fn application_revisions(&self) -> Result<Vec<(String, Revision)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, generation, deletion_timestamp FROM applications ORDER BY id")
                 .fetch_all(self.pool())
-                .await?,
-        )
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    Revision {
+                        generation: r.try_get("generation")?,
+                        deleting: r.try_get::<Option<i64>, _>("deletion_timestamp")?.is_some(),
+                    },
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     /// Writes the observed status when it differs from the stored one; returns whether
