@@ -337,3 +337,36 @@ async fn disabled_or_demoted_users_lose_their_streams() {
     assert_eq!(deputy_ws.recv(5).await, None);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_log_subscription_follows_replacement_containers() {
+    let app = spawn_platform_with(|_| {}).await;
+    let user = app.register("phoenix").await;
+    let token = &user.access_token;
+    apply(
+        &app,
+        token,
+        &format!(
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: reborn}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'echo born; sleep 3600']\n",
+            registry()
+        ),
+    )
+    .await;
+    wait_for(&app, token, "reborn", "Running", 1).await;
+    let mut ws = WsClient::authenticated(&app, "/ws/logs", token).await;
+    ws.send(json!({"type": "subscribe", "app": "reborn", "tail": 10}))
+        .await;
+    let first = ws.next_matching("log", 10, |m| m["line"] == "born").await;
+    let first_id = first["containerId"].as_str().unwrap().to_owned();
+
+    common::docker(&["rm", "-f", &first_id]);
+    let end = ws.next_of_type("end", 20).await;
+    assert_eq!(end["containerId"], first_id.as_str());
+    let second = ws
+        .next_matching("log", 60, |m| {
+            m["line"] == "born" && m["containerId"] != first_id.as_str()
+        })
+        .await;
+    println!("followed on into {}", second["containerId"]);
+    app.stop().await;
+}

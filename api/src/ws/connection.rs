@@ -354,6 +354,7 @@ impl Session {
     }
 
     async fn subscribe_logs(&mut self, topic: &Topic, tail: usize) -> Result<(), AppError> {
+        let mut app_id = None;
         let (key, docker_ids) = match topic {
             Topic::Container(id) => {
                 let c =
@@ -365,6 +366,7 @@ impl Session {
             }
             Topic::App(name) => {
                 let app = self.app(name).await?;
+                app_id = Some(app.id.clone());
                 let ids = self
                     .ctx
                     .store
@@ -389,7 +391,7 @@ impl Session {
             followers.push((docker_id.clone(), rx));
         }
         self.outbox.push_always(protocol::subscribed(topic));
-        let tasks = followers
+        let mut tasks: Vec<JoinHandle<()>> = followers
             .into_iter()
             .map(|(docker_id, rx)| {
                 tokio::spawn(follow_logs(
@@ -402,6 +404,14 @@ impl Session {
                 ))
             })
             .collect();
+        if let Some(app_id) = app_id {
+            tasks.push(tokio::spawn(follow_new_containers(
+                self.ctx.clone(),
+                app_id,
+                docker_ids.into_iter().collect(),
+                self.outbox.clone(),
+            )));
+        }
         if let Some(old) = self.followers.insert(key, tasks) {
             old.into_iter().for_each(|t| t.abort());
         }
@@ -489,6 +499,53 @@ async fn follow_bus(
                 "timestamp": timestamp,
             })),
             _ => {}
+        }
+    }
+}
+
+/// How often an application's log subscription looks for new containers.
+const NEW_CONTAINERS_EVERY: Duration = Duration::from_secs(2);
+
+/// Follows the containers an application gains after the subscription (restarts,
+/// replacements, rollouts, scale-ups), from their first line, as `heroku logs --tail`
+/// does. Its followers live in its own set: aborting it stops them too.
+async fn follow_new_containers(
+    ctx: ApiContext,
+    app_id: String,
+    mut known: HashSet<String>,
+    outbox: Arc<Outbox>,
+) {
+    let mut followers = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(NEW_CONTAINERS_EVERY);
+    loop {
+        tick.tick().await;
+        while followers.try_join_next().is_some() {}
+        let containers = match ctx.store.application_containers(&app_id).await {
+            Ok(containers) => containers,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list an application's containers for its log followers");
+                continue;
+            }
+        };
+        for docker_id in containers.into_iter().filter_map(|c| c.docker_id) {
+            if !known.insert(docker_id.clone()) {
+                continue;
+            }
+            match ctx.logs.follow(&docker_id).await {
+                Ok(rx) => {
+                    followers.spawn(follow_logs(
+                        ctx.logs.clone(),
+                        docker_id,
+                        rx,
+                        i64::MIN,
+                        MAX_TAIL,
+                        outbox.clone(),
+                    ));
+                }
+                Err(err) => {
+                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
+                }
+            }
         }
     }
 }
