@@ -287,22 +287,56 @@ async fn cli_shows_logs_and_top() {
         .spawn()
         .unwrap();
     let stdout = follower.stdout.take().unwrap();
-    let ticks = tokio::task::spawn_blocking(move || {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        std::io::BufReader::new(stdout)
+        for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .filter_map(|l| l.strip_prefix("tick")?.parse::<u64>().ok())
-            .take(5)
-            .collect::<Vec<_>>()
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
     });
-    let ticks = tokio::time::timeout(std::time::Duration::from_secs(20), ticks)
+    let mut ticks = Vec::new();
+    while ticks.len() < 5 {
+        if let Some(n) = next_line(&mut lines)
+            .await
+            .strip_prefix("tick")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            ticks.push(n);
+        }
+    }
+    assert_eq!(ticks, (ticks[0]..ticks[0] + 5).collect::<Vec<_>>());
+    // Its container replaced: the follower goes on with the new one from its first line.
+    let containers: Vec<Value> = app
+        .get(
+            "/api/applications/chatter/containers",
+            Some(&user.access_token),
+        )
         .await
-        .expect("5 followed lines within 20 s")
+        .json()
+        .await
         .unwrap();
+    let replica0 = containers.iter().find(|c| c["replica"] == 0).unwrap()["dockerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    common::docker(&["rm", "-f", &replica0]);
+    loop {
+        if next_line(&mut lines).await == "hello" {
+            break;
+        }
+    }
+    assert_eq!(
+        next_line(&mut lines).await,
+        "tick0",
+        "the new container's lines, in order"
+    );
     let _ = follower.kill();
     let _ = follower.wait();
-    assert_eq!(ticks, (ticks[0]..ticks[0] + 5).collect::<Vec<_>>());
 
     // top: the app with its two containers' figures.
     let top = common::eventually(20, "top with figures", || async {
@@ -314,4 +348,12 @@ async fn cli_shows_logs_and_top() {
     .await;
     assert!(top.starts_with("NAME"), "{top}");
     app.stop().await;
+}
+
+/// The next line a follower printed, within 30 s.
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), lines.recv())
+        .await
+        .expect("a followed line within 30 s")
+        .expect("the follower is still running")
 }

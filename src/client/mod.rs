@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use credentials::Credentials;
 
-/// A signed-in connection to a server.
-#[derive(Debug)]
+/// A signed-in connection to a server. A clone shares the session: only one copy
+/// should go on using it, or their token refreshes would spend each other's token.
+#[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     credentials: Credentials,

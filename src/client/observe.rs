@@ -58,8 +58,102 @@ async fn containers(
     }
 }
 
+/// Lines flowing from the readers to the printer: (prefix, JSON line).
+type LineSender = mpsc::Sender<(String, Value)>;
+
+/// Opens `id`'s log stream and spawns a reader that sends its lines to `tx`.
+async fn open_reader(
+    client: &mut ApiClient,
+    id: &str,
+    query: &str,
+    prefix: String,
+    tx: LineSender,
+    readers: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let res = client
+        .send(
+            Method::GET,
+            &format!("/api/containers/{id}/logs?{query}"),
+            |r| r.header("accept", "application/x-ndjson"),
+        )
+        .await?;
+    let mut res = check(res).await?;
+    readers.spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(chunk) = res.chunk().await.context("reading the log stream")? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Ok(value) = serde_json::from_slice::<Value>(&line)
+                    && tx.send((prefix.clone(), value)).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        anyhow::Ok(())
+    });
+    Ok(())
+}
+
+/// How often `logs -f` looks for the application's new containers.
+const NEW_CONTAINERS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// While following: every few seconds, the application's containers it did not have
+/// before (restarts, replacements, rollouts) are followed too, from their first line.
+/// Ends when the application is gone.
+async fn follow_new_containers(
+    mut client: ApiClient,
+    name: String,
+    replica: Option<i64>,
+    prefixed: bool,
+    mut known: std::collections::HashSet<String>,
+    tx: LineSender,
+) -> anyhow::Result<()> {
+    let mut readers = tokio::task::JoinSet::new();
+    loop {
+        tokio::time::sleep(NEW_CONTAINERS_EVERY).await;
+        while readers.try_join_next().is_some() {}
+        let res = client
+            .send(
+                Method::GET,
+                &format!("/api/applications/{name}/containers"),
+                |r| r,
+            )
+            .await?;
+        if res.status() == reqwest::StatusCode::NOT_FOUND {
+            eprintln!("[longin: {name} was deleted]");
+            return Ok(());
+        }
+        let list: Vec<Value> = check(res).await?.json().await?;
+        for c in list {
+            let (Some(r), Some(id)) = (c["replica"].as_i64(), c["dockerId"].as_str()) else {
+                continue;
+            };
+            if replica.is_some_and(|want| want != r) || !known.insert(id.to_owned()) {
+                continue;
+            }
+            let prefix = if prefixed {
+                format!("[r{r}] ")
+            } else {
+                String::new()
+            };
+            open_reader(
+                &mut client,
+                id,
+                "tail=10000&follow=true",
+                prefix,
+                tx.clone(),
+                &mut readers,
+            )
+            .await?;
+        }
+    }
+}
+
 /// Prints an application's output: its last `tail` lines, then with `follow` new
-/// lines until every container stops. Several containers: lines prefixed `[rN]`.
+/// lines, following its new containers too, until the application is deleted
+/// (Ctrl-C to stop). Several containers: lines prefixed `[rN]`.
 ///
 /// # Errors
 /// The server refuses, or the application has no such replica.
@@ -74,45 +168,32 @@ pub async fn logs(
     let prefixed = containers.len() > 1;
     let (tx, mut rx) = mpsc::channel::<(String, Value)>(1024);
     let mut readers = tokio::task::JoinSet::new();
-    for (replica, id) in containers {
-        let path = format!("/api/containers/{id}/logs?tail={tail}&follow={follow}");
-        let res = client
-            .send(Method::GET, &path, |r| {
-                r.header("accept", "application/x-ndjson")
-            })
-            .await?;
-        let mut res = check(res).await?;
+    let query = format!("tail={tail}&follow={follow}");
+    for (replica, id) in &containers {
         let prefix = if prefixed {
             format!("[r{replica}] ")
         } else {
             String::new()
         };
-        let tx = tx.clone();
-        readers.spawn(async move {
-            let mut pending = Vec::new();
-            while let Some(chunk) = res.chunk().await.context("reading the log stream")? {
-                pending.extend_from_slice(&chunk);
-                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=end).collect();
-                    if let Ok(value) = serde_json::from_slice::<Value>(&line)
-                        && tx.send((prefix.clone(), value)).await.is_err()
-                    {
-                        return Ok(());
-                    }
-                }
-            }
-            anyhow::Ok(())
-        });
+        open_reader(client, id, &query, prefix, tx.clone(), &mut readers).await?;
+    }
+    if follow {
+        // The watcher takes the session from here on: `client` is not used again.
+        let known = containers.into_iter().map(|(_, id)| id).collect();
+        readers.spawn(follow_new_containers(
+            client.clone(),
+            name.to_owned(),
+            replica,
+            prefixed,
+            known,
+            tx.clone(),
+        ));
     }
     drop(tx);
     if follow {
         while let Some((prefix, value)) = rx.recv().await {
             match value["type"].as_str() {
-                Some("lagged") => eprintln!(
-                    "{prefix}[longin: {}]",
-                    value["message"].as_str().unwrap_or("lines dropped")
-                ),
-                Some("end") => eprintln!(
+                Some("lagged" | "end") => eprintln!(
                     "{prefix}[longin: {}]",
                     value["message"].as_str().unwrap_or("stream ended")
                 ),
@@ -125,16 +206,12 @@ pub async fn logs(
         while let Some(item) = rx.recv().await {
             all.push(item);
         }
-        all.sort_by(|a, b| {
-            a.1["timestamp"]
+        let time = |v: &Value| {
+            v["timestamp"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .cmp(
-                    &b.1["timestamp"]
-                        .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
-                )
-        });
+        };
+        all.sort_by_key(|(_, v)| time(v));
         for (prefix, value) in &all {
             write_line(prefix, value);
         }
