@@ -18,6 +18,8 @@ struct Node {
     instance: String,
     listen: String,
     ports: (u16, u16),
+    /// Extra environment for `longin serve`.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Node {
@@ -40,6 +42,7 @@ impl Node {
                 )
                 .env_remove("REDIS_URL")
                 .env("LONGIN_LOG", "warn")
+                .envs(self.env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -53,8 +56,17 @@ impl Node {
 }
 
 async fn app_state(client: &reqwest::Client, node: &Node, token: &str) -> Option<Value> {
+    named_state(client, node, token, "survivor").await
+}
+
+async fn named_state(
+    client: &reqwest::Client,
+    node: &Node,
+    token: &str,
+    name: &str,
+) -> Option<Value> {
     let res = client
-        .get(node.url("/api/applications/survivor"))
+        .get(node.url(&format!("/api/applications/{name}")))
         .bearer_auth(token)
         .send()
         .await
@@ -89,6 +101,7 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
         ),
         ports: (block, block + 39),
         data_dir,
+        env: Vec::new(),
     };
     let _containers = InstanceContainers(node.instance.clone());
     let registry =
@@ -242,4 +255,148 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
     store.close().await;
 
     server.kill();
+}
+
+/// The time the container last started, as the engine reports it.
+fn started_at(id: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.StartedAt}}", id])
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_app_stays_failed_across_a_restart_until_longin_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let database_url = common::fresh_database_url(data_dir.path()).await;
+    let block = 32_400 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40);
+    let node = Node {
+        database_url,
+        instance: format!(
+            "longin-test-failed-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ),
+        listen: format!(
+            "127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        ),
+        ports: (block, block + 39),
+        data_dir,
+        env: vec![
+            ("LONGIN_RESTART_BACKOFF_SECONDS", "1"),
+            ("LONGIN_MAX_RESTARTS", "2"),
+        ],
+    };
+    let _containers = InstanceContainers(node.instance.clone());
+    let registry =
+        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let client = reqwest::Client::new();
+    let ready = || async {
+        eventually(60, "server ready", || async {
+            client
+                .get(node.url("/readyz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+    };
+    let mut server = node.start();
+    ready().await;
+    let res = client
+        .post(node.url("/api/auth/register"))
+        .json(&json!({"username": "fragile", "email": "f@example.com", "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = client
+        .put(node.url("/api/applications/apply"))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body(format!(
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: crasher}}\nspec:\n  image: {registry}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'echo boom; exit 1']\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    eventually(60, "crasher Failed", || async {
+        let a = named_state(&client, &node, &token, "crasher").await?;
+        (a["status"]["phase"] == "Failed").then_some(())
+    })
+    .await;
+    let filter = format!("label=io.longin.instance={}", node.instance);
+    let container = docker(&["ps", "-aq", "--filter", &filter])
+        .trim()
+        .to_owned();
+    assert!(
+        !container.is_empty() && !container.contains('\n'),
+        "{container}"
+    );
+    let last_start = started_at(&container);
+
+    // kill -9 and start again: the new controller knows no restart counts, yet the
+    // stored verdict stands; the container is left as it is.
+    server.kill();
+    let _server = node.start();
+    ready().await;
+    // It acts once the dead server's lease has expired (~15 s).
+    eventually(60, "the new server leads", || async {
+        let body = client
+            .get(node.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        body.contains("\nlongin_controller_leader 1\n")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let a = named_state(&client, &node, &token, "crasher")
+        .await
+        .unwrap();
+    assert_eq!(a["status"]["phase"], "Failed", "{a}");
+    assert_eq!(
+        started_at(&container),
+        last_start,
+        "the Failed app was restarted"
+    );
+
+    // `longin restart` clears it: the container runs again.
+    let res = client
+        .post(node.url("/api/applications/crasher/restart"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    eventually(60, "restarted after longin restart", || async {
+        // Started again: a new container (a restart rolls the replica) or the old one
+        // (it may be gone, or exited again, by the time it is looked at).
+        let all = docker(&["ps", "-aq", "--filter", &filter]);
+        all.split_whitespace()
+            .any(|id| {
+                id != container
+                    || Command::new("docker")
+                        .args(["inspect", "-f", "{{.State.StartedAt}}", id])
+                        .output()
+                        .is_ok_and(|o| {
+                            o.status.success()
+                                && String::from_utf8_lossy(&o.stdout).trim() != last_start
+                        })
+            })
+            .then_some(())
+    })
+    .await;
 }

@@ -231,6 +231,25 @@ pub fn plan(
     steps
 }
 
+/// The Failed verdict a stored status carries for `generation`, if any: the reason
+/// restarts stay held after a controller restart (its in-memory counters are gone, and
+/// a Failed app must stay Failed until `longin restart` makes a new generation).
+#[must_use]
+pub fn stored_failure(status: &ApplicationStatus, generation: i64) -> Option<String> {
+    if status.phase != Phase::Failed || status.observed_generation != generation {
+        return None;
+    }
+    Some(
+        status
+            .conditions
+            .iter()
+            .find(|c| c.reason == "RestartLimitExceeded" && !c.message.is_empty())
+            .map(|c| c.message.clone())
+            .or_else(|| status.message.clone())
+            .unwrap_or_else(|| "restart limit reached".to_owned()),
+    )
+}
+
 /// Counts of what was observed, for status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
@@ -754,6 +773,31 @@ mod tests {
                 Step::Remove { id: "b".into() }
             ]
         );
+    }
+
+    #[test]
+    fn a_stored_failed_status_is_the_verdict_of_its_generation_only() {
+        let mut status = ApplicationStatus {
+            phase: Phase::Failed,
+            observed_generation: 4,
+            ..ApplicationStatus::default()
+        };
+        status.conditions.push(Condition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: "RestartLimitExceeded".into(),
+            message: "replica 0 restarted 5 times".into(),
+            last_transition_time: String::new(),
+            observed_generation: 4,
+        });
+        assert_eq!(
+            stored_failure(&status, 4).as_deref(),
+            Some("replica 0 restarted 5 times")
+        );
+        // `longin restart` made a new generation: not failed any more.
+        assert_eq!(stored_failure(&status, 5), None);
+        status.phase = Phase::Running;
+        assert_eq!(stored_failure(&status, 4), None);
     }
 
     #[test]

@@ -209,7 +209,12 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .retain(|(a, _), _| a != app_id);
                 None
             }
-            other => other.map(|(_, why)| why.clone()),
+            Some((_, why)) => Some(why.clone()),
+            // Not known in memory (this controller started after the verdict): the
+            // stored status still says Failed for this generation, and it stands.
+            None => plan::stored_failure(&app.status, app.generation).inspect(|why| {
+                failed.insert(app_id.to_owned(), (app.generation, why.clone()));
+            }),
         }
     };
 
