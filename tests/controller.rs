@@ -650,3 +650,56 @@ async fn crashing_app_fails_after_the_restart_limit_and_restart_recovers_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_taken_by_another_program_is_reported_then_recovered() {
+    // Another program holds the only port of the pool.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let app = common::spawn_platform_with(|a| {
+        a.port_range = longin_store::applications::PortRange {
+            first: port,
+            last: port,
+        };
+    })
+    .await;
+    let user = app.register("squatted").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("blocked", &image, 1, ""),
+    )
+    .await;
+    let failure = |a: &Value| {
+        a["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ReplicaFailure")
+            .cloned()
+    };
+    let reported = eventually(60, "the refusal in the status", || async {
+        failure(&get(&app, &user.access_token, "blocked").await?)
+    })
+    .await;
+    println!("reported: {reported}");
+    assert_eq!(reported["status"], "True");
+    assert_eq!(reported["reason"], "FailedCreate");
+    assert!(!reported["message"].as_str().unwrap().is_empty());
+    let a = get(&app, &user.access_token, "blocked").await.unwrap();
+    assert_ne!(a["status"]["phase"], "Running");
+    assert!(
+        a["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("a replica could not be started"),
+        "{a}"
+    );
+
+    // The port is free again: the retry succeeds and the condition goes.
+    drop(squatter);
+    let a = wait_for(&app, &user.access_token, "blocked", "Running", 1).await;
+    assert!(failure(&a).is_none(), "{a}");
+    assert!(body_at(port, "/").await.is_some());
+    app.stop().await;
+}

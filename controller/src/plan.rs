@@ -325,6 +325,9 @@ pub struct Facts {
     pub backing_off: Option<String>,
     /// The rollout of this generation has not finished within its deadline.
     pub deadline_exceeded: bool,
+    /// The engine refused to create or start a replica (a host port taken by another
+    /// program, a bad command…): its message.
+    pub replica_failure: Option<String>,
     /// RFC 3339 now, for condition transition times.
     pub now: String,
 }
@@ -449,6 +452,17 @@ pub fn status(
             previous,
         ));
     }
+    // As a Kubernetes ReplicaSet reports FailedCreate: present while it lasts.
+    if let Some(error) = &facts.replica_failure {
+        conditions.push(condition(
+            "ReplicaFailure",
+            true,
+            "FailedCreate",
+            error.clone(),
+            facts,
+            previous,
+        ));
+    }
     let message = facts
         .failed
         .clone()
@@ -457,6 +471,12 @@ pub fn status(
                 .pull_error
                 .as_ref()
                 .map(|e| format!("image pull failed: {e}"))
+        })
+        .or_else(|| {
+            facts
+                .replica_failure
+                .as_ref()
+                .map(|e| format!("a replica could not be started: {e}"))
         })
         .or_else(|| facts.backing_off.clone());
     ApplicationStatus {
@@ -798,6 +818,42 @@ mod tests {
         assert_eq!(stored_failure(&status, 5), None);
         status.phase = Phase::Running;
         assert_eq!(stored_failure(&status, 4), None);
+    }
+
+    #[test]
+    fn a_refused_replica_is_a_condition_and_the_message() {
+        let facts = Facts {
+            generation: 1,
+            replica_failure: Some("port is already allocated".into()),
+            ..Facts::default()
+        };
+        let s = status(
+            &desired(1, &[3100]),
+            Counts::default(),
+            &facts,
+            &ApplicationStatus::default(),
+        );
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ReplicaFailure")
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "FailedCreate")
+        );
+        assert_eq!(c.message, "port is already allocated");
+        assert_eq!(
+            s.message.as_deref(),
+            Some("a replica could not be started: port is already allocated")
+        );
+        let clear = status(
+            &desired(1, &[3100]),
+            Counts::default(),
+            &Facts::default(),
+            &s,
+        );
+        assert!(clear.conditions.iter().all(|c| c.type_ != "ReplicaFailure"));
     }
 
     #[test]

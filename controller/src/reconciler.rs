@@ -263,7 +263,12 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
             }
             Step::Create { replica, host_port } => {
                 let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
-                let id = ctx.runtime.create_and_start(&plan).await?;
+                let id = match ctx.runtime.create_and_start(&plan).await {
+                    Ok(id) => id,
+                    Err(err) => {
+                        return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
+                    }
+                };
                 tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
             }
             Step::Surge { replica } => {
@@ -273,7 +278,12 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .await
                     .map_err(|e| ReconcileError::Spec(e.to_string()))?;
                 let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
-                let id = ctx.runtime.create_and_start(&plan).await?;
+                let id = match ctx.runtime.create_and_start(&plan).await {
+                    Ok(id) => id,
+                    Err(err) => {
+                        return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
+                    }
+                };
                 tracing::info!(app = %app.name, replica, host_port, container = %id, "rolling: new container started beside the old");
             }
             Step::Promote { replica, host_port } => {
@@ -284,7 +294,9 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
             }
             Step::Start { id } => {
                 tracing::info!(app = %app.name, container = %id, "starting a container that was created but never started");
-                ctx.runtime.start(&id).await?;
+                if let Err(err) = ctx.runtime.start(&id).await {
+                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
+                }
             }
             Step::Restart { id, replica } => {
                 let key = (app_id.to_owned(), replica);
@@ -451,6 +463,26 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         );
     }
     Ok(requeue)
+}
+
+/// The engine refused to create or start a replica: the status says so (condition
+/// `ReplicaFailure`, reason `FailedCreate`, the engine's message), and the reconcile
+/// fails, so the queue backs off and tries again. The next reconcile that gets past it
+/// clears the condition.
+async fn refused(
+    ctx: &Context,
+    app: &ApplicationRecord,
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    facts: &mut Facts,
+    err: RuntimeError,
+) -> ReconcileError {
+    tracing::warn!(app = %app.name, error = %err, "the engine refused a replica");
+    facts.replica_failure = Some(err.to_string());
+    if let Err(status_err) = write_status(ctx, app, desired, observed, facts).await {
+        tracing::warn!(app = %app.name, error = %status_err, "could not report it in the status");
+    }
+    err.into()
 }
 
 async fn write_status(
