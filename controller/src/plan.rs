@@ -75,9 +75,7 @@ pub enum Step {
     Promote { replica: u32, host_port: u16 },
     /// Start an exited container again (its restart policy asks for it).
     Restart { id: String, replica: u32 },
-    /// Start a container that was created but never started. Not a restart: it never
-    /// ran, so it costs no crash-loop budget.
-    Start { id: String },
+
     /// Stop (SIGTERM, grace, SIGKILL) and remove.
     Remove { id: String },
 }
@@ -169,8 +167,12 @@ pub fn plan(
                         .map(|c| Step::Remove { id: c.id.clone() }),
                 );
                 match current.state {
-                    RunState::Created => steps.push(Step::Start {
+                    // Created but never started (a controller died in between, or the
+                    // engine refused to start it): started like a restart, so one that
+                    // can never start spends the crash-loop budget and ends Failed.
+                    RunState::Created if desired.restarts_allowed => steps.push(Step::Restart {
                         id: current.id.clone(),
+                        replica,
                     }),
                     RunState::Exited { code }
                         if wants_restart(desired.restart_policy, code)
@@ -705,22 +707,27 @@ mod tests {
     }
 
     #[test]
-    fn a_container_left_created_by_a_crash_is_started_even_while_backing_off() {
+    fn a_container_left_created_is_started_like_a_restart() {
         // The controller died between create and start of a rollout's new container.
         let mut d = desired(1, &[3100]);
         d.surge_ports = &[(0, 3200)];
-        d.restarts_allowed = false;
         let observed = [
             c("old", 0, "h0", 3100, RunState::Running),
             c("new", 0, "h1", 3200, RunState::Created),
         ];
         assert_eq!(
             plan(&d, &observed, &unknown),
-            [Step::Start { id: "new".into() }]
+            [Step::Restart {
+                id: "new".into(),
+                replica: 0
+            }]
         );
         // It counts as a live replica of the current spec, not yet serving.
         let counts = count(&d, &observed[1..], &unknown);
         assert_eq!((counts.replicas, counts.updated, counts.ready), (1, 1, 0));
+        // Held back like any restart while the app is Failed or backing off.
+        d.restarts_allowed = false;
+        assert_eq!(plan(&d, &observed, &unknown), []);
     }
 
     #[test]

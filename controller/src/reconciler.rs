@@ -292,12 +292,6 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .await?;
                 tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
             }
-            Step::Start { id } => {
-                tracing::info!(app = %app.name, container = %id, "starting a container that was created but never started");
-                if let Err(err) = ctx.runtime.start(&id).await {
-                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
-                }
-            }
             Step::Restart { id, replica } => {
                 let key = (app_id.to_owned(), replica);
                 let (wait, exhausted) = {
@@ -333,14 +327,19 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     continue;
                 }
                 tracing::info!(app = %app.name, replica, container = %id, "restarting container");
-                ctx.runtime.restart(&id, grace).await?;
-                ctx.prober.reset(&id);
+                // Counted before it is tried: a container that can never start (a
+                // missing executable) spends the budget and ends Failed, instead of
+                // being retried for ever.
                 ctx.crash_loops
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entry(key)
                     .or_default()
                     .record_restart(now, ctx.config.restart_limit);
+                if let Err(err) = ctx.runtime.restart(&id, grace).await {
+                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
+                }
+                ctx.prober.reset(&id);
                 metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
                     .increment(1);
             }
@@ -403,19 +402,8 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         ctx.store
             .finish_rollout(app_id, app.generation, "Complete")
             .await?;
-    } else if let Some(started_ms) = ctx.store.rollout_started(app_id, app.generation).await? {
-        let deadline_ms =
-            i64::try_from(ctx.config.progress_deadline.as_millis()).unwrap_or(i64::MAX);
-        if longin_store::now_ms() - started_ms > deadline_ms {
-            facts.deadline_exceeded = true;
-            if ctx
-                .store
-                .finish_rollout(app_id, app.generation, "Failed")
-                .await?
-            {
-                tracing::warn!(app = %app.name, generation = app.generation, "rollout exceeded its progress deadline");
-            }
-        }
+    } else {
+        facts.deadline_exceeded = past_deadline(ctx, &app).await?;
     }
     write_status(ctx, &app, &desired, &observed, &facts).await?;
     let rows: Vec<ObservedContainer> = observed
@@ -465,6 +453,26 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     Ok(requeue)
 }
 
+/// Whether the rollout of the app's generation has run past its progress deadline;
+/// records it as failed the first time.
+async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, ReconcileError> {
+    let Some(started_ms) = ctx.store.rollout_started(&app.id, app.generation).await? else {
+        return Ok(false);
+    };
+    let deadline_ms = i64::try_from(ctx.config.progress_deadline.as_millis()).unwrap_or(i64::MAX);
+    if longin_store::now_ms() - started_ms <= deadline_ms {
+        return Ok(false);
+    }
+    if ctx
+        .store
+        .finish_rollout(&app.id, app.generation, "Failed")
+        .await?
+    {
+        tracing::warn!(app = %app.name, generation = app.generation, "rollout exceeded its progress deadline");
+    }
+    Ok(true)
+}
+
 /// The engine refused to create or start a replica: the status says so (condition
 /// `ReplicaFailure`, reason `FailedCreate`, the engine's message), and the reconcile
 /// fails, so the queue backs off and tries again. The next reconcile that gets past it
@@ -479,6 +487,13 @@ async fn refused(
 ) -> ReconcileError {
     tracing::warn!(app = %app.name, error = %err, "the engine refused a replica");
     facts.replica_failure = Some(err.to_string());
+    // A rollout whose new replica is refused still runs against its deadline.
+    match past_deadline(ctx, app).await {
+        Ok(past) => facts.deadline_exceeded = past,
+        Err(deadline_err) => {
+            tracing::warn!(app = %app.name, error = %deadline_err, "could not check the rollout deadline")
+        }
+    }
     if let Err(status_err) = write_status(ctx, app, desired, observed, facts).await {
         tracing::warn!(app = %app.name, error = %status_err, "could not report it in the status");
     }
