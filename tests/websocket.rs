@@ -367,6 +367,16 @@ async fn an_app_log_subscription_follows_replacement_containers() {
             m["line"] == "born" && m["containerId"] != first_id.as_str()
         })
         .await;
-    println!("followed on into {}", second["containerId"]);
+    let second_id = second["containerId"].as_str().unwrap().to_owned();
+    println!("followed on into {second_id}");
+
+    // Restarted in place (same container, a new start): followed from its restart.
+    common::docker(&["stop", "-t", "1", &second_id]);
+    let end = ws.next_of_type("end", 20).await;
+    assert_eq!(end["containerId"], second_id.as_str());
+    ws.next_matching("log", 60, |m| {
+        m["line"] == "born" && m["containerId"] == second_id.as_str()
+    })
+    .await;
     app.stop().await;
 }

@@ -391,27 +391,34 @@ impl Session {
             followers.push((docker_id.clone(), rx));
         }
         self.outbox.push_always(protocol::subscribed(topic));
-        let mut tasks: Vec<JoinHandle<()>> = followers
-            .into_iter()
-            .map(|(docker_id, rx)| {
-                tokio::spawn(follow_logs(
-                    self.ctx.logs.clone(),
-                    docker_id,
-                    rx,
-                    subscribed_at,
-                    tail,
-                    self.outbox.clone(),
-                ))
-            })
-            .collect();
-        if let Some(app_id) = app_id {
-            tasks.push(tokio::spawn(follow_new_containers(
+        let tasks: Vec<JoinHandle<()>> = match app_id {
+            // The app's supervisor runs these followers and those of containers to come.
+            Some(app_id) => vec![tokio::spawn(follow_app(
                 self.ctx.clone(),
                 app_id,
-                docker_ids.into_iter().collect(),
+                followers,
+                subscribed_at,
+                tail,
                 self.outbox.clone(),
-            )));
-        }
+            ))],
+            None => followers
+                .into_iter()
+                .map(|(docker_id, rx)| {
+                    let follow = follow_logs(
+                        self.ctx.logs.clone(),
+                        docker_id,
+                        rx,
+                        subscribed_at,
+                        tail,
+                        None,
+                        self.outbox.clone(),
+                    );
+                    tokio::spawn(async move {
+                        follow.await;
+                    })
+                })
+                .collect(),
+        };
         if let Some(old) = self.followers.insert(key, tasks) {
             old.into_iter().for_each(|t| t.abort());
         }
@@ -506,20 +513,57 @@ async fn follow_bus(
 /// How often an application's log subscription looks for new containers.
 const NEW_CONTAINERS_EVERY: Duration = Duration::from_secs(2);
 
-/// Follows the containers an application gains after the subscription (restarts,
-/// replacements, rollouts, scale-ups), from their first line, as `heroku logs --tail`
-/// does. Its followers live in its own set: aborting it stops them too.
-async fn follow_new_containers(
+/// Follows an application's logs: its containers at subscription (`initial`, already
+/// subscribed at `subscribed_at`, from their last `tail` lines), then containers it
+/// gains (replacements, rollouts, scale-ups) from their first lines, and containers
+/// restarted in place (same id, more restarts) from where their previous follower
+/// stopped — as `heroku logs --tail` does. Stops when the application is gone. Its
+/// followers live in its own set: aborting it stops them too.
+async fn follow_app(
     ctx: ApiContext,
     app_id: String,
-    mut known: HashSet<String>,
+    initial: Vec<(String, broadcast::Receiver<LogEvent>)>,
+    subscribed_at: i64,
+    tail: usize,
     outbox: Arc<Outbox>,
 ) {
     let mut followers = tokio::task::JoinSet::new();
+    // Followed now: no need to look at them until they end.
+    let mut following: HashSet<String> = HashSet::new();
+    // Where each ended follower stopped (last line's time), and the container's restart
+    // count then: more restarts later mean it runs again.
+    let mut stopped: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut restarts: HashMap<String, i64> = HashMap::new();
+    for (docker_id, rx) in initial {
+        following.insert(docker_id.clone());
+        followers.spawn(follow_logs(
+            ctx.logs.clone(),
+            docker_id,
+            rx,
+            subscribed_at,
+            tail,
+            None,
+            outbox.clone(),
+        ));
+    }
     let mut tick = tokio::time::interval(NEW_CONTAINERS_EVERY);
     loop {
         tick.tick().await;
-        while followers.try_join_next().is_some() {}
+        while let Some(done) = followers.try_join_next() {
+            if let Ok((docker_id, last_seen)) = done {
+                following.remove(&docker_id);
+                let count = restarts.get(&docker_id).copied().unwrap_or(0);
+                stopped.insert(docker_id, (last_seen, count));
+            }
+        }
+        match ctx.store.application_by_id(&app_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read an application for its log followers");
+                continue;
+            }
+        }
         let containers = match ctx.store.application_containers(&app_id).await {
             Ok(containers) => containers,
             Err(err) => {
@@ -527,44 +571,76 @@ async fn follow_new_containers(
                 continue;
             }
         };
-        for docker_id in containers.into_iter().filter_map(|c| c.docker_id) {
-            if !known.insert(docker_id.clone()) {
+        let listed: HashSet<String> = containers
+            .iter()
+            .filter_map(|c| c.docker_id.clone())
+            .collect();
+        stopped.retain(|id, _| listed.contains(id));
+        for c in containers {
+            let Some(docker_id) = c.docker_id else {
+                continue;
+            };
+            restarts.insert(docker_id.clone(), c.restart_count);
+            if following.contains(&docker_id) {
                 continue;
             }
+            let (from_ns, tail, since) = match stopped.get(&docker_id) {
+                // New: its first lines.
+                None => (i64::MIN, DEFAULT_TAIL, None),
+                // Running again after it stopped: from where its follower stopped.
+                Some(&(last_seen, count)) if c.restart_count > count && c.status == "running" => (
+                    last_seen,
+                    MAX_TAIL,
+                    Some(last_seen.div_euclid(1_000_000_000)),
+                ),
+                Some(_) => continue,
+            };
             match ctx.logs.follow(&docker_id).await {
                 Ok(rx) => {
+                    following.insert(docker_id.clone());
+                    stopped.remove(&docker_id);
                     followers.spawn(follow_logs(
                         ctx.logs.clone(),
                         docker_id,
                         rx,
-                        i64::MIN,
-                        MAX_TAIL,
+                        from_ns,
+                        tail,
+                        since,
                         outbox.clone(),
                     ));
                 }
-                Err(err) => {
-                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
-                }
+                Err(err) => outbox.push_always(protocol::end(&docker_id, &err.to_string())),
             }
         }
     }
 }
 
-/// Sends a container's last `tail` lines, then its new lines, until its output ends.
+/// Sends a container's last `tail` lines (since `since`, Unix seconds), then its new
+/// lines, until its output ends.
 async fn follow_logs(
     hub: crate::logs::LogHub,
     docker_id: String,
     mut rx: broadcast::Receiver<LogEvent>,
     subscribed_at: i64,
     tail: usize,
+    since: Option<i64>,
     outbox: Arc<Outbox>,
-) {
+) -> (String, i64) {
     // Without history, only lines from the subscription on (the shared stream starts
     // at a whole second, so it can carry a few older ones).
     let mut last_seen = subscribed_at;
     if tail > 0 {
-        match hub.history(&docker_id, Some(tail), None).await {
+        match hub.history(&docker_id, Some(tail), since).await {
             Ok(lines) => {
+                // From a point in time (a restart): only lines after the last one sent,
+                // as `since` has one-second resolution.
+                let lines: Vec<_> = match since {
+                    Some(_) => lines
+                        .into_iter()
+                        .filter(|l| l.at_ns > subscribed_at)
+                        .collect(),
+                    None => lines,
+                };
                 last_seen = lines.last().map_or(last_seen, |l| l.at_ns);
                 // All of it: the client asked for it (and MAX_TAIL bounds it); only
                 // live lines are dropped for a slow client.
@@ -574,20 +650,23 @@ async fn follow_logs(
             }
             Err(err) => {
                 outbox.push_always(protocol::end(&docker_id, &err.to_string()));
-                return;
+                return (docker_id, last_seen);
             }
         }
     }
     loop {
         match rx.recv().await {
-            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => outbox.push(line.to_ws_message()),
+            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => {
+                last_seen = line.at_ns;
+                outbox.push(line.to_ws_message());
+            }
             Ok(LogEvent::Line(_)) => {}
             Ok(LogEvent::End(reason)) => {
                 outbox.push_always(protocol::end(&docker_id, &reason));
-                return;
+                return (docker_id, last_seen);
             }
             Err(broadcast::error::RecvError::Lagged(n)) => outbox.add_dropped(n),
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => return (docker_id, last_seen),
         }
     }
 }
