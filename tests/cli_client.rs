@@ -335,6 +335,32 @@ async fn cli_shows_logs_and_top() {
         "tick0",
         "the new container's lines, in order"
     );
+    // Restarted in place (same container): followed on from its restart, nothing
+    // repeated.
+    let containers: Vec<Value> = app
+        .get(
+            "/api/applications/chatter/containers",
+            Some(&user.access_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let replica0 = containers.iter().find(|c| c["replica"] == 0).unwrap()["dockerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    common::docker(&["stop", "-t", "1", &replica0]);
+    loop {
+        if next_line(&mut lines).await == "hello" {
+            break;
+        }
+    }
+    assert_eq!(
+        next_line(&mut lines).await,
+        "tick0",
+        "after the restart, in order"
+    );
     let _ = follower.kill();
     let _ = follower.wait();
 

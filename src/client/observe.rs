@@ -61,99 +61,209 @@ async fn containers(
 /// Lines flowing from the readers to the printer: (prefix, JSON line).
 type LineSender = mpsc::Sender<(String, Value)>;
 
-/// Opens `id`'s log stream and spawns a reader that sends its lines to `tx`.
+/// A reader's end: the container, and the time of the last line it passed on.
+type ReaderEnd = (String, Option<String>);
+
+fn line_time(value: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    value["timestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+}
+
+/// Opens `id`'s log stream and spawns a reader that sends its lines to `tx`, skipping
+/// lines not newer than `after` (an RFC 3339 time). A failing stream is reported on
+/// stderr when it fails, not when everything else has ended.
 async fn open_reader(
     client: &mut ApiClient,
     id: &str,
     query: &str,
     prefix: String,
+    after: Option<String>,
     tx: LineSender,
-    readers: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    readers: &mut tokio::task::JoinSet<ReaderEnd>,
 ) -> anyhow::Result<()> {
+    let follow = query.contains("follow=true");
     let res = client
         .send(
             Method::GET,
             &format!("/api/containers/{id}/logs?{query}"),
-            |r| r.header("accept", "application/x-ndjson"),
+            |r| {
+                let r = r.header("accept", "application/x-ndjson");
+                // A followed stream lasts as long as the container: not the
+                // client's 60-second limit for a whole request.
+                if follow {
+                    r.timeout(std::time::Duration::from_secs(365 * 24 * 3600))
+                } else {
+                    r
+                }
+            },
         )
         .await?;
     let mut res = check(res).await?;
+    let id = id.to_owned();
+    let after_time = after
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     readers.spawn(async move {
+        let mut last = after;
         let mut pending = Vec::new();
-        while let Some(chunk) = res.chunk().await.context("reading the log stream")? {
+        loop {
+            let chunk = match res.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(err) => {
+                    eprintln!("{prefix}[longin: the log stream failed: {err}]");
+                    break;
+                }
+            };
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                if let Ok(value) = serde_json::from_slice::<Value>(&line)
-                    && tx.send((prefix.clone(), value)).await.is_err()
-                {
-                    return Ok(());
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                if after_time.is_some() && line_time(&value) <= after_time {
+                    continue;
+                }
+                if let Some(t) = value["timestamp"].as_str() {
+                    last = Some(t.to_owned());
+                }
+                if tx.send((prefix.clone(), value)).await.is_err() {
+                    return (id, last);
                 }
             }
         }
-        anyhow::Ok(())
+        (id, last)
     });
     Ok(())
 }
 
-/// How often `logs -f` looks for the application's new containers.
+/// How often `logs -f` looks for the application's new and restarted containers.
 const NEW_CONTAINERS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// While following: every few seconds, the application's containers it did not have
-/// before (restarts, replacements, rollouts) are followed too, from their first line.
-/// Ends when the application is gone.
-async fn follow_new_containers(
+/// Follows an application's containers: the `initial` ones from their last `tail`
+/// lines, then those it gains (restarts, replacements, rollouts) from their first
+/// lines, and those restarted in place from where their stream stopped. Ends when the
+/// application is gone.
+async fn follow_app(
     mut client: ApiClient,
     name: String,
     replica: Option<i64>,
     prefixed: bool,
-    mut known: std::collections::HashSet<String>,
+    initial: Vec<(i64, String)>,
+    tail: usize,
     tx: LineSender,
 ) -> anyhow::Result<()> {
+    let prefix_of = |r: i64| {
+        if prefixed {
+            format!("[r{r}] ")
+        } else {
+            String::new()
+        }
+    };
     let mut readers = tokio::task::JoinSet::new();
+    let mut following = std::collections::HashSet::new();
+    // Where each ended stream stopped, and the container's restart count then.
+    let mut stopped: std::collections::HashMap<String, (Option<String>, i64)> =
+        std::collections::HashMap::new();
+    let mut restarts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (r, id) in &initial {
+        let query = format!("tail={tail}&follow=true");
+        open_reader(
+            &mut client,
+            id,
+            &query,
+            prefix_of(*r),
+            None,
+            tx.clone(),
+            &mut readers,
+        )
+        .await?;
+        following.insert(id.clone());
+    }
     loop {
         tokio::time::sleep(NEW_CONTAINERS_EVERY).await;
-        while readers.try_join_next().is_some() {}
-        let res = client
+        while let Some(done) = readers.try_join_next() {
+            if let Ok((id, last)) = done {
+                following.remove(&id);
+                let count = restarts.get(&id).copied().unwrap_or(0);
+                stopped.insert(id, (last, count));
+            }
+        }
+        let res = match client
             .send(
                 Method::GET,
                 &format!("/api/applications/{name}/containers"),
                 |r| r,
             )
-            .await?;
+            .await
+        {
+            Ok(res) => res,
+            Err(err) => {
+                eprintln!("[longin: {err:#}; trying again]");
+                continue;
+            }
+        };
         if res.status() == reqwest::StatusCode::NOT_FOUND {
             eprintln!("[longin: {name} was deleted]");
             return Ok(());
         }
-        let list: Vec<Value> = check(res).await?.json().await?;
+        let list: Vec<Value> = match check(res).await {
+            Ok(res) => res.json().await.unwrap_or_default(),
+            Err(err) => {
+                eprintln!("[longin: {err:#}; trying again]");
+                continue;
+            }
+        };
         for c in list {
             let (Some(r), Some(id)) = (c["replica"].as_i64(), c["dockerId"].as_str()) else {
                 continue;
             };
-            if replica.is_some_and(|want| want != r) || !known.insert(id.to_owned()) {
+            let count = c["restartCount"].as_i64().unwrap_or(0);
+            restarts.insert(id.to_owned(), count);
+            if replica.is_some_and(|want| want != r) || following.contains(id) {
                 continue;
             }
-            let prefix = if prefixed {
-                format!("[r{r}] ")
-            } else {
-                String::new()
+            let (query, after) = match stopped.get(id) {
+                // New: from its first lines.
+                None => ("tail=10000&follow=true".to_owned(), None),
+                // Running again: from where its stream stopped.
+                Some((last, before)) if count > *before && c["status"] == "running" => {
+                    let since = last.clone().unwrap_or_else(|| {
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    });
+                    (
+                        format!("tail=10000&follow=true&since={since}"),
+                        last.clone(),
+                    )
+                }
+                Some(_) => continue,
             };
-            open_reader(
+            match open_reader(
                 &mut client,
                 id,
-                "tail=10000&follow=true",
-                prefix,
+                &query,
+                prefix_of(r),
+                after,
                 tx.clone(),
                 &mut readers,
             )
-            .await?;
+            .await
+            {
+                Ok(()) => {
+                    following.insert(id.to_owned());
+                    stopped.remove(id);
+                }
+                // Gone between the listing and the request, or a passing failure.
+                Err(err) => eprintln!("[longin: {err:#}]"),
+            }
         }
     }
 }
 
 /// Prints an application's output: its last `tail` lines, then with `follow` new
-/// lines, following its new containers too, until the application is deleted
-/// (Ctrl-C to stop). Several containers: lines prefixed `[rN]`.
+/// lines, following its new and restarted containers too, until the application is
+/// deleted (Ctrl-C to stop). Several containers: lines prefixed `[rN]`.
 ///
 /// # Errors
 /// The server refuses, or the application has no such replica.
@@ -167,30 +277,17 @@ pub async fn logs(
     let containers = containers(client, name, replica).await?;
     let prefixed = containers.len() > 1;
     let (tx, mut rx) = mpsc::channel::<(String, Value)>(1024);
-    let mut readers = tokio::task::JoinSet::new();
-    let query = format!("tail={tail}&follow={follow}");
-    for (replica, id) in &containers {
-        let prefix = if prefixed {
-            format!("[r{replica}] ")
-        } else {
-            String::new()
-        };
-        open_reader(client, id, &query, prefix, tx.clone(), &mut readers).await?;
-    }
     if follow {
-        // The watcher takes the session from here on: `client` is not used again.
-        let known = containers.into_iter().map(|(_, id)| id).collect();
-        readers.spawn(follow_new_containers(
+        // The follower takes the session from here on: `client` is not used again.
+        let follower = tokio::spawn(follow_app(
             client.clone(),
             name.to_owned(),
             replica,
             prefixed,
-            known,
-            tx.clone(),
+            containers,
+            tail,
+            tx,
         ));
-    }
-    drop(tx);
-    if follow {
         while let Some((prefix, value)) = rx.recv().await {
             match value["type"].as_str() {
                 Some("lagged" | "end") => eprintln!(
@@ -200,25 +297,29 @@ pub async fn logs(
                 _ => write_line(&prefix, &value),
             }
         }
-    } else {
-        // All of it, merged in time order across containers.
-        let mut all = Vec::new();
-        while let Some(item) = rx.recv().await {
-            all.push(item);
-        }
-        let time = |v: &Value| {
-            v["timestamp"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        return follower.await.context("the log follower failed")?;
+    }
+    let mut readers = tokio::task::JoinSet::new();
+    let query = format!("tail={tail}&follow=false");
+    for (r, id) in &containers {
+        let prefix = if prefixed {
+            format!("[r{r}] ")
+        } else {
+            String::new()
         };
-        all.sort_by_key(|(_, v)| time(v));
-        for (prefix, value) in &all {
-            write_line(prefix, value);
-        }
+        open_reader(client, id, &query, prefix, None, tx.clone(), &mut readers).await?;
     }
-    while let Some(done) = readers.join_next().await {
-        done.context("a log reader failed")??;
+    drop(tx);
+    // All of it, merged in time order across containers.
+    let mut all = Vec::new();
+    while let Some(item) = rx.recv().await {
+        all.push(item);
     }
+    all.sort_by_key(|(_, v)| line_time(v));
+    for (prefix, value) in &all {
+        write_line(prefix, value);
+    }
+    while readers.join_next().await.is_some() {}
     Ok(())
 }
 
