@@ -168,8 +168,8 @@ pub fn plan(
                 );
                 match current.state {
                     // Created but never started (a controller died in between, or the
-                    // engine refused to start it): started like a restart, so one that
-                    // can never start spends the crash-loop budget and ends Failed.
+                    // engine refused to start it): started like a restart, held back
+                    // while the app is Failed or backing off.
                     RunState::Created if desired.restarts_allowed => steps.push(Step::Restart {
                         id: current.id.clone(),
                         replica,

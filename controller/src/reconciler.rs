@@ -327,19 +327,20 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     continue;
                 }
                 tracing::info!(app = %app.name, replica, container = %id, "restarting container");
-                // Counted before it is tried: a container that can never start (a
-                // missing executable) spends the budget and ends Failed, instead of
-                // being retried for ever.
+                // A refused start is not a crash: it is reported (ReplicaFailure) and
+                // retried with the queue's back-off, and spends no crash-loop budget —
+                // a port still held by a container just removed would otherwise make a
+                // healthy app Failed.
+                if let Err(err) = ctx.runtime.restart(&id, grace).await {
+                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
+                }
+                ctx.prober.reset(&id);
                 ctx.crash_loops
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entry(key)
                     .or_default()
                     .record_restart(now, ctx.config.restart_limit);
-                if let Err(err) = ctx.runtime.restart(&id, grace).await {
-                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
-                }
-                ctx.prober.reset(&id);
                 metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
                     .increment(1);
             }
