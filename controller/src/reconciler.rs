@@ -406,7 +406,6 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     } else {
         facts.deadline_exceeded = past_deadline(ctx, &app).await?;
     }
-    write_status(ctx, &app, &desired, &observed, &facts).await?;
     let rows: Vec<ObservedContainer> = observed
         .iter()
         .filter(|c| c.state != RunState::Gone)
@@ -435,6 +434,9 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     ctx.store
         .sync_containers(app_id, &rows, i64::from(app.spec.replicas))
         .await?;
+    // After the rows: a client that sees the new status finds the containers it
+    // describes in /api/containers.
+    write_status(ctx, &app, &desired, &observed, &facts).await?;
 
     // Not settled yet (starting, probing, backing off): look again soon.
     if !settled && facts.failed.is_none() {
