@@ -84,7 +84,9 @@ fn doc(image: &str) -> String {
 async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks() {
     let data_dir = tempfile::tempdir().unwrap();
     let database_url = common::fresh_database_url(data_dir.path()).await;
-    let block = 30_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 60);
+    // Reserved: no test running at the same time gets the same ports.
+    let ports = common::PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let node = Node {
         database_url,
         instance: format!(
@@ -268,7 +270,9 @@ fn started_at(id: &str) -> String {
 async fn a_failed_app_stays_failed_across_a_restart_until_longin_restart() {
     let data_dir = tempfile::tempdir().unwrap();
     let database_url = common::fresh_database_url(data_dir.path()).await;
-    let block = 32_400 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40);
+    // Reserved: no test running at the same time gets the same ports.
+    let ports = common::PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let node = Node {
         database_url,
         instance: format!(

@@ -69,7 +69,9 @@ async fn a_broken_event_stream_is_reconnected_and_missed_events_caught_up() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let _containers = InstanceContainers(instance.clone());
-    let block = 12_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 50);
+    // Reserved: no test running at the same time gets the same ports.
+    let ports = common::PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let range = PortRange {
         first: block,
         last: block + 39,

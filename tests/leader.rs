@@ -31,7 +31,9 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let _containers = InstanceContainers(instance.clone());
-    let block = 14_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 100);
+    // Reserved: no test running at the same time gets the same ports.
+    let ports = common::PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let range = PortRange {
         first: block,
         last: block + 39,
@@ -206,7 +208,9 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let _containers = InstanceContainers(instance.clone());
-    let block = 18_000 + 40 * (u16::from(uuid::Uuid::new_v4().as_bytes()[0]) % 50);
+    // Reserved: no test running at the same time gets the same ports.
+    let ports = common::PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let range = PortRange {
         first: block,
         last: block + 39,

@@ -33,6 +33,8 @@ pub struct TestApp {
     pub instance: String,
     /// Removes this instance's containers when the test ends, passed or panicked.
     _containers: InstanceContainers,
+    /// This test's host ports, reserved until it ends.
+    _ports: PortBlock,
     cancel: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -137,12 +139,10 @@ async fn spawn(
         "longin-test-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    // A random block of 40 ports in 20000-29999 for this test's replicas.
-    let block: u16 = 20_000
-        + 40 * (u16::from_le_bytes([
-            uuid::Uuid::new_v4().as_bytes()[0],
-            uuid::Uuid::new_v4().as_bytes()[1],
-        ]) % 250);
+    // A block of 40 ports in 20000-29999 for this test's replicas, reserved so that
+    // no test running at the same time gets the same one.
+    let ports = PortBlock::reserve(20_000, 250);
+    let block = ports.first;
     let mut args = ServeArgs {
         store: StoreArgs {
             data_dir: data_dir.path().to_owned(),
@@ -196,6 +196,7 @@ async fn spawn(
         redis_url,
         data_dir,
         _containers: InstanceContainers(instance.clone()),
+        _ports: ports,
         instance,
         cancel,
         server: Some(handle),
@@ -405,6 +406,61 @@ pub fn spawn_controller(
     ControllerProcess {
         process,
         base: format!("http://{listen}"),
+    }
+}
+
+/// A block of 40 host ports reserved for one test until dropped. Tests run in
+/// parallel processes; two that picked the same block at random would fight over
+/// ports ("port is already allocated") and time out. A reservation is a file created
+/// exclusively under /tmp/longin-test-ports holding the owner's pid; one whose owner
+/// is dead is taken over.
+pub struct PortBlock {
+    pub first: u16,
+    path: std::path::PathBuf,
+}
+
+impl PortBlock {
+    /// Reserves a free block among `blocks` blocks of 40 from `base`.
+    pub fn reserve(base: u16, blocks: u16) -> Self {
+        let dir = std::path::Path::new("/tmp/longin-test-ports");
+        std::fs::create_dir_all(dir).unwrap();
+        let start = u16::from_le_bytes([
+            uuid::Uuid::new_v4().as_bytes()[0],
+            uuid::Uuid::new_v4().as_bytes()[1],
+        ]) % blocks;
+        for i in 0..blocks {
+            let first = base + 40 * ((start + i) % blocks);
+            let path = dir.join(first.to_string());
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            match created {
+                Ok(mut file) => {
+                    use std::io::Write as _;
+                    write!(file, "{}", std::process::id()).unwrap();
+                    return Self { first, path };
+                }
+                Err(_) => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = owner
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                    if !alive && !owner.trim().is_empty() {
+                        // Its owner is gone: free it and try again next round.
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        panic!("no free block of test ports under {}", dir.display());
+    }
+}
+
+impl Drop for PortBlock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
