@@ -149,7 +149,7 @@ async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks()
         }
     };
     apply(format!("{registry}/longin/httpd:1.0")).await;
-    eventually(60, "3 replicas of 1.0 running", || async {
+    eventually(120, "3 replicas of 1.0 running", || async {
         let a = app_state(&client, &node, &token).await?;
         (a["status"]["phase"] == "Running" && a["status"]["readyReplicas"] == 3).then_some(())
     })
