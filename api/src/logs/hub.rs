@@ -117,16 +117,6 @@ impl LogHub {
         Ok(rx)
     }
 
-    /// Engine log streams open now.
-    #[must_use]
-    pub fn open_streams(&self) -> usize {
-        self.inner
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
     /// Forgets `tx`'s stream if nobody follows it (or `force`); true if forgotten.
     fn close(&self, docker_id: &str, tx: &broadcast::Sender<LogEvent>, force: bool) -> bool {
         let mut streams = self
