@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use longin_store::applications::{ApplyMode, PortRange};
-use longin_store::users::{NewUser, Role};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -78,15 +77,7 @@ async fn a_broken_event_stream_is_reconnected_and_missed_events_caught_up() {
     };
     let registry =
         std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
-    let owner = store
-        .create_user(&NewUser {
-            username: "watcher",
-            email: "w@example.com",
-            password_hash: "x",
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let owner = common::store_user(&store, "watcher").await;
     let doc = longin_crds::validation::parse_application(&serde_json::json!({
         "apiVersion": "longin.io/v1", "kind": "Application",
         "metadata": {"name": "watched"},

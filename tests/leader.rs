@@ -8,7 +8,6 @@ mod common;
 use std::time::Instant;
 
 use longin_store::applications::{ApplyMode, PortRange};
-use longin_store::users::{NewUser, Role};
 
 use common::{InstanceContainers, docker, eventually};
 
@@ -41,15 +40,7 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
     let registry =
         std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
 
-    let owner = store
-        .create_user(&NewUser {
-            username: "leader",
-            email: "l@example.com",
-            password_hash: "x",
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let owner = common::store_user(&store, "leader").await;
     let doc = longin_crds::validation::parse_application(&serde_json::json!({
         "apiVersion": "longin.io/v1", "kind": "Application",
         "metadata": {"name": "led"},
@@ -234,15 +225,7 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
-    let owner = store
-        .create_user(&NewUser {
-            username: "notifier",
-            email: "n@example.com",
-            password_hash: "x",
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let owner = common::store_user(&store, "notifier").await;
     let registry =
         std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
     let doc = longin_crds::validation::parse_application(&serde_json::json!({

@@ -7,7 +7,6 @@ mod common;
 
 use longin_store::applications::{ApplyMode, PortRange};
 use longin_store::usage::UsageRow;
-use longin_store::users::{NewUser, Role};
 
 fn row(app: &str, docker_id: &str, at: i64, cpu: f64, memory: i64) -> UsageRow {
     UsageRow {
@@ -32,15 +31,7 @@ async fn cycles_are_summed_downsampled_and_pruned() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let owner = store
-        .create_user(&NewUser {
-            username: "meter",
-            email: "m@example.com",
-            password_hash: "x",
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let owner = common::store_user(&store, "meter").await;
     let doc = longin_crds::validation::parse_application(&serde_json::json!({
         "apiVersion": "longin.io/v1", "kind": "Application",
         "metadata": {"name": "metered"},

@@ -586,3 +586,20 @@ pub async fn wait_for(app: &TestApp, token: &str, name: &str, phase: &str, ready
     )
     .await
 }
+
+/// A user created straight in the store, for tests that drive a controller process
+/// (or the store itself) without the API.
+pub async fn store_user(
+    store: &longin_store::Store,
+    username: &str,
+) -> longin_store::users::UserRecord {
+    store
+        .create_user(&longin_store::users::NewUser {
+            username,
+            email: &format!("{username}@example.com"),
+            password_hash: "x",
+            role: longin_store::users::Role::User,
+        })
+        .await
+        .unwrap()
+}
