@@ -311,19 +311,7 @@ async fn cli_shows_logs_and_top() {
     }
     assert_eq!(ticks, (ticks[0]..ticks[0] + 5).collect::<Vec<_>>());
     // Its container replaced: the follower goes on with the new one from its first line.
-    let containers: Vec<Value> = app
-        .get(
-            "/api/applications/chatter/containers",
-            Some(&user.access_token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let replica0 = containers.iter().find(|c| c["replica"] == 0).unwrap()["dockerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let replica0 = replica_container(&app, &user.access_token, "chatter", 0).await;
     common::docker(&["rm", "-f", &replica0]);
     loop {
         if next_line(&mut lines).await == "hello" {
@@ -337,19 +325,7 @@ async fn cli_shows_logs_and_top() {
     );
     // Restarted in place (same container): followed on from its restart, nothing
     // repeated.
-    let containers: Vec<Value> = app
-        .get(
-            "/api/applications/chatter/containers",
-            Some(&user.access_token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let replica0 = containers.iter().find(|c| c["replica"] == 0).unwrap()["dockerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let replica0 = replica_container(&app, &user.access_token, "chatter", 0).await;
     common::docker(&["stop", "-t", "1", &replica0]);
     loop {
         if next_line(&mut lines).await == "hello" {
@@ -382,4 +358,18 @@ async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
         .await
         .expect("a followed line within 30 s")
         .expect("the follower is still running")
+}
+
+/// The engine id of replica `replica`'s container of app `name`.
+async fn replica_container(app: &common::TestApp, token: &str, name: &str, replica: u64) -> String {
+    let containers: Vec<Value> = app
+        .get(&format!("/api/applications/{name}/containers"), Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    containers.iter().find(|c| c["replica"] == replica).unwrap()["dockerId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

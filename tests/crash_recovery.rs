@@ -20,9 +20,63 @@ struct Node {
     ports: (u16, u16),
     /// Extra environment for `longin serve`.
     env: Vec<(&'static str, &'static str)>,
+    /// Its host ports, reserved for the test.
+    _ports: common::PortBlock,
 }
 
 impl Node {
+    /// A node on a fresh database, its own instance label, a free API port and a
+    /// reserved block of host ports; `longin serve` gets `env` too.
+    async fn new(label: &str, env: Vec<(&'static str, &'static str)>) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = common::fresh_database_url(data_dir.path()).await;
+        // Reserved: no test running at the same time gets the same ports.
+        let ports = common::PortBlock::reserve(20_000, 250);
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Self {
+            database_url,
+            instance: format!(
+                "longin-test-{label}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..10]
+            ),
+            listen: listen.to_string(),
+            ports: (ports.first, ports.first + 39),
+            data_dir,
+            env,
+            _ports: ports,
+        }
+    }
+
+    /// Waits until the server answers /readyz.
+    async fn ready(&self, client: &reqwest::Client) {
+        eventually(60, "server ready", || async {
+            client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+    }
+
+    /// Registers `username` and returns its access token.
+    async fn register(&self, client: &reqwest::Client, username: &str) -> String {
+        let res = client
+            .post(self.url("/api/auth/register"))
+            .json(&json!({"username": username, "email": format!("{username}@example.com"), "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     fn start(&self) -> KillOnDrop {
         KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_longin"))
@@ -82,54 +136,14 @@ fn doc(image: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_rollout_then_restart_converges_without_duplicates_or_leaks() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let database_url = common::fresh_database_url(data_dir.path()).await;
-    // Reserved: no test running at the same time gets the same ports.
-    let ports = common::PortBlock::reserve(20_000, 250);
-    let block = ports.first;
-    let node = Node {
-        database_url,
-        instance: format!(
-            "longin-test-crash-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        ),
-        listen: format!(
-            "127.0.0.1:{}",
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        ),
-        ports: (block, block + 39),
-        data_dir,
-        env: Vec::new(),
-    };
+    let node = Node::new("crash", Vec::new()).await;
     let _containers = InstanceContainers(node.instance.clone());
-    let registry =
-        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let registry = common::registry();
     let client = reqwest::Client::new();
 
     let mut server = node.start();
-    eventually(60, "server ready", || async {
-        client
-            .get(node.url("/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == StatusCode::OK)
-    })
-    .await;
-    let res = client
-        .post(node.url("/api/auth/register"))
-        .json(&json!({"username": "survivor", "email": "s@example.com", "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    node.ready(&client).await;
+    let token = node.register(&client, "survivor").await;
     let apply = |image: String| {
         let (client, token, url) = (
             client.clone(),
@@ -268,59 +282,20 @@ fn started_at(id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_app_stays_failed_across_a_restart_until_longin_restart() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let database_url = common::fresh_database_url(data_dir.path()).await;
-    // Reserved: no test running at the same time gets the same ports.
-    let ports = common::PortBlock::reserve(20_000, 250);
-    let block = ports.first;
-    let node = Node {
-        database_url,
-        instance: format!(
-            "longin-test-failed-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        ),
-        listen: format!(
-            "127.0.0.1:{}",
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        ),
-        ports: (block, block + 39),
-        data_dir,
-        env: vec![
+    let node = Node::new(
+        "failed",
+        vec![
             ("LONGIN_RESTART_BACKOFF_SECONDS", "1"),
             ("LONGIN_MAX_RESTARTS", "2"),
         ],
-    };
+    )
+    .await;
     let _containers = InstanceContainers(node.instance.clone());
-    let registry =
-        std::env::var("LONGIN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    let registry = common::registry();
     let client = reqwest::Client::new();
-    let ready = || async {
-        eventually(60, "server ready", || async {
-            client
-                .get(node.url("/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == StatusCode::OK)
-        })
-        .await;
-    };
     let mut server = node.start();
-    ready().await;
-    let res = client
-        .post(node.url("/api/auth/register"))
-        .json(&json!({"username": "fragile", "email": "f@example.com", "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    node.ready(&client).await;
+    let token = node.register(&client, "fragile").await;
     let res = client
         .put(node.url("/api/applications/apply"))
         .bearer_auth(&token)
@@ -351,7 +326,7 @@ async fn a_failed_app_stays_failed_across_a_restart_until_longin_restart() {
     // stored verdict stands; the container is left as it is.
     server.kill();
     let _server = node.start();
-    ready().await;
+    node.ready(&client).await;
     // It acts once the dead server's lease has expired (~15 s).
     eventually(60, "the new server leads", || async {
         let body = client
