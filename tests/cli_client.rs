@@ -244,9 +244,10 @@ async fn cli_shows_logs_and_top() {
         ],
         Some(common::PASSWORD),
     );
-    let yaml = format!(
-        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: chatter}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 2\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'echo hello; echo oops >&2; n=0; while :; do echo tick$n; n=$((n+1)); sleep 0.2; done']\n",
-        common::registry()
+    let yaml = common::busybox_app(
+        "chatter",
+        2,
+        "echo hello; echo oops >&2; n=0; while :; do echo tick$n; n=$((n+1)); sleep 0.2; done",
     );
     cli.ok(&["apply", "-f", "-"], Some(&yaml));
     common::wait_for(&app, &user.access_token, "chatter", "Running", 2).await;

@@ -12,12 +12,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::{TestApp, apply, eventually, registry, spawn_platform_with, wait_for};
+use common::{TestApp, apply, eventually, spawn_platform_with, wait_for};
 
+/// A one-replica busybox app running `script`, limited to 128 MiB.
 fn busybox_app(name: &str, script: &str) -> String {
     format!(
-        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, '{script}']\n  resources: {{memory: 128Mi}}\n",
-        registry()
+        "{}  resources: {{memory: 128Mi}}\n",
+        common::busybox_app(name, 1, script)
     )
 }
 

@@ -9,7 +9,7 @@ mod common;
 use serde_json::json;
 
 use common::ws::WsClient;
-use common::{apply, eventually, registry, spawn_platform, wait_for};
+use common::{apply, eventually, spawn_platform, wait_for};
 
 async fn open_streams(app: &common::TestApp) -> Option<f64> {
     let body = app
@@ -33,9 +33,10 @@ async fn fifty_followers_share_one_engine_stream() {
     apply(
         &app,
         token,
-        &format!(
-            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: stage}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'n=0; while :; do echo line$n; n=$((n+1)); usleep 100000; done']\n",
-            registry()
+        &common::busybox_app(
+            "stage",
+            1,
+            "n=0; while :; do echo line$n; n=$((n+1)); usleep 100000; done",
         ),
     )
     .await;

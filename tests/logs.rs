@@ -10,16 +10,17 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::{TestApp, apply, error_code, eventually, registry, spawn_platform, wait_for};
+use common::{TestApp, apply, error_code, eventually, spawn_platform, wait_for};
 
 /// A busybox app that prints `out0 err0 … out4 err4` (err* on stderr) 20 ms apart,
 /// then `tickN` every 200 ms. Apart in time, because the engine reads stdout and
 /// stderr through two pipes: lines written at once to both keep their order within
 /// each stream only.
 pub fn talker(name: &str) -> String {
-    format!(
-        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'i=0; while [ $i -lt 5 ]; do echo out$i; usleep 20000; echo err$i >&2; usleep 20000; i=$((i+1)); done; n=0; while :; do echo tick$n; n=$((n+1)); sleep 0.2; done']\n",
-        registry()
+    common::busybox_app(
+        name,
+        1,
+        "i=0; while [ $i -lt 5 ]; do echo out$i; usleep 20000; echo err$i >&2; usleep 20000; i=$((i+1)); done; n=0; while :; do echo tick$n; n=$((n+1)); sleep 0.2; done",
     )
 }
 

@@ -161,9 +161,10 @@ async fn metrics_and_status_are_pushed_live_to_owners_and_admins() {
 
 /// A busybox app printing numbered ~1 KiB lines as fast as `usleep 1000` lets it.
 fn chatter(name: &str) -> String {
-    format!(
-        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'pad=$(printf \"%01000d\" 0); n=0; while :; do echo \"$n $pad\"; n=$((n+1)); usleep 1000; done']\n",
-        registry()
+    common::busybox_app(
+        name,
+        1,
+        "pad=$(printf \"%01000d\" 0); n=0; while :; do echo \"$n $pad\"; n=$((n+1)); usleep 1000; done",
     )
 }
 
@@ -177,10 +178,7 @@ async fn logs_stream_in_order_and_a_slow_client_lags_alone() {
     apply(
         &app,
         token,
-        &format!(
-            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: brief}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'for i in 0 1 2 3 4; do echo out$i; usleep 20000; echo err$i >&2; usleep 20000; done; sleep 3600']\n",
-            registry()
-        ),
+        &common::busybox_app("brief", 1, "for i in 0 1 2 3 4; do echo out$i; usleep 20000; echo err$i >&2; usleep 20000; done; sleep 3600"),
     )
     .await;
     wait_for(&app, token, "brief", "Running", 1).await;
@@ -346,10 +344,7 @@ async fn an_app_log_subscription_follows_replacement_containers() {
     apply(
         &app,
         token,
-        &format!(
-            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: reborn}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 1\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'echo born; sleep 3600']\n",
-            registry()
-        ),
+        &common::busybox_app("reborn", 1, "echo born; sleep 3600"),
     )
     .await;
     wait_for(&app, token, "reborn", "Running", 1).await;

@@ -603,3 +603,14 @@ pub async fn store_user(
         .await
         .unwrap()
 }
+
+/// An app of the busybox test image running `script` with `sh -c` (the image has no
+/// command of its own).
+pub fn busybox_app(name: &str, replicas: u32, script: &str) -> String {
+    app_yaml(
+        name,
+        &format!("{}/longin/busybox:1.0", registry()),
+        replicas,
+        &format!("  command: [sh, -c, '{script}']\n"),
+    )
+}
