@@ -279,6 +279,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_METRICS_INTERVAL", default_value = "30s", value_parser = parse_interval)]
     pub metrics_interval: Duration,
 
+    /// How long one Docker engine call may take before it counts as failed and is
+    /// retried with back-off: `2m`, `30s` (1 s to 1 h). A stop also gets the
+    /// container's grace period on top; an image pull, this long without progress.
+    #[arg(long, env = "LONGIN_ENGINE_TIMEOUT", default_value = "2m", value_parser = parse_interval)]
+    pub engine_timeout: Duration,
+
     /// Days to keep collected container metrics.
     #[arg(long, env = "LONGIN_METRICS_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub metrics_retention_days: u32,
@@ -305,6 +311,7 @@ impl ServeArgs {
             },
             resync: Duration::from_secs(self.resync_seconds),
             metrics_interval: self.metrics_interval,
+            engine_timeout: self.engine_timeout,
             ..ControllerConfig::default()
         }
     }

@@ -334,21 +334,26 @@ async fn delete_removes_every_container_and_row() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_that_does_not_exist_is_reported_and_retried() {
-    let app = spawn_platform().await;
-    let user = app.register("puller").await;
-    let image = format!("{}/longin/does-not-exist:1.0", registry());
-    apply(&app, &user.access_token, &app_yaml("ghost", &image, 1, "")).await;
-    let a = eventually(60, "ImagePulled=False", || async {
-        let a = get(&app, &user.access_token, "ghost").await?;
+/// The application once its status says `ImagePulled=False`.
+async fn pull_failure(app: &TestApp, token: &str, name: &str) -> Value {
+    eventually(60, "ImagePulled=False", || async {
+        let a = get(app, token, name).await?;
         a["status"]["conditions"]
             .as_array()?
             .iter()
             .any(|c| c["type"] == "ImagePulled" && c["status"] == "False")
             .then_some(a)
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_does_not_exist_is_reported_and_retried() {
+    let app = spawn_platform().await;
+    let user = app.register("puller").await;
+    let image = format!("{}/longin/does-not-exist:1.0", registry());
+    apply(&app, &user.access_token, &app_yaml("ghost", &image, 1, "")).await;
+    let a = pull_failure(&app, &user.access_token, "ghost").await;
     assert!(
         a["status"]["message"].as_str().unwrap().contains("pull"),
         "{a}"
@@ -366,6 +371,43 @@ async fn an_image_that_does_not_exist_is_reported_and_retried() {
         StatusCode::OK,
         "the server kept serving"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_from_a_registry_that_stops_answering_is_given_up() {
+    // A "registry" that accepts connections and never says a word: without a bound on
+    // the pull's progress the reconcile would wait on it forever.
+    let registry = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = registry.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = registry.accept().await {
+            held.push(socket);
+        }
+    });
+    let app =
+        common::spawn_platform_with(|args| args.engine_timeout = Duration::from_secs(3)).await;
+    let user = app.register("patient").await;
+    let image = format!("127.0.0.1:{port}/longin/stalled:1.0");
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("stalled", &image, 1, ""),
+    )
+    .await;
+    let a = pull_failure(&app, &user.access_token, "stalled").await;
+    let message = a["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no progress from the registry for 3 s"),
+        "{a}"
+    );
+    assert_eq!(
+        app.get("/readyz", None).await.status(),
+        StatusCode::OK,
+        "the server kept serving"
+    );
+    silent.abort();
     app.stop().await;
 }
 

@@ -12,9 +12,7 @@ use longin_store::applications::{ApplyMode, PortRange};
 use common::{InstanceContainers, docker, eventually};
 
 async fn scrape(base: &str) -> String {
-    let res = reqwest::get(format!("{base}/metrics")).await.unwrap();
-    assert_eq!(res.status(), reqwest::StatusCode::OK);
-    res.text().await.unwrap()
+    common::scrape(&format!("{base}/metrics")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,17 +12,10 @@ use common::ws::WsClient;
 use common::{apply, eventually, spawn_platform, wait_for};
 
 async fn open_streams(app: &common::TestApp) -> Option<f64> {
-    let body = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix("longin_log_streams_open ")?.parse().ok())
+    common::sample(
+        &common::scrape(&app.url("/metrics")).await,
+        "longin_log_streams_open",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

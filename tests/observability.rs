@@ -13,20 +13,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use common::{
-    app_yaml, apply, error_code, eventually, registry, spawn_app_with, spawn_platform_with,
+    app_yaml, apply, error_code, eventually, registry, sample, spawn_app_with, spawn_platform_with,
     wait_for,
 };
 
 async fn scrape(app: &common::TestApp) -> String {
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()[reqwest::header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4"),
-    );
-    res.text().await.unwrap()
+    common::scrape(&app.url("/metrics")).await
 }
 
 /// `promtool check metrics` on a scrape: format and Prometheus' naming conventions.
@@ -51,12 +43,6 @@ fn promtool_check_metrics(body: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The value of the sample `series` (name with labels) in a scrape.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

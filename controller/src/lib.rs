@@ -35,7 +35,10 @@ pub use runtime::DockerRuntime;
 /// # Errors
 /// The engine cannot be reached or refuses.
 pub async fn engine_reachable() -> Result<(), runtime::RuntimeError> {
-    DockerRuntime::connect("readiness").await?.ping().await
+    DockerRuntime::connect("readiness", runtime::DEFAULT_ENGINE_TIMEOUT)
+        .await?
+        .ping()
+        .await
 }
 
 /// The name of an instance's leader lease.
@@ -138,7 +141,7 @@ async fn renew(store: Store, lease: String, holder: String, leading: Cancellatio
 async fn run_engine(store: Store, bus: Bus, config: ControllerConfig, cancel: CancellationToken) {
     let mut wait = Duration::from_millis(500);
     let runtime = loop {
-        match DockerRuntime::connect(&config.instance).await {
+        match DockerRuntime::connect(&config.instance, config.engine_timeout).await {
             Ok(runtime) => break runtime,
             Err(err) => {
                 tracing::error!(error = %err, retry_in_s = wait.as_secs_f64(), "Docker engine unreachable; controller waiting");

@@ -49,6 +49,8 @@ pub struct ControllerConfig {
     /// How often containers' stats are collected.
     pub metrics_interval: Duration,
     pub restart_limit: RestartLimit,
+    /// How long one engine call may take (a stop: plus the grace period).
+    pub engine_timeout: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -62,6 +64,7 @@ impl Default for ControllerConfig {
             progress_deadline: Duration::from_secs(600),
             metrics_interval: Duration::from_secs(30),
             restart_limit: RestartLimit::default(),
+            engine_timeout: crate::runtime::DEFAULT_ENGINE_TIMEOUT,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! reconcile can run any number of times.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
@@ -77,21 +78,28 @@ pub const KEPT_CAPABILITIES: &[&str] = &[
 /// Processes per container: stops a fork bomb from taking the host down.
 pub const PIDS_LIMIT: i64 = 512;
 
+/// How long one engine call may take by default before it counts as failed (bollard's
+/// own default too). A stop also gets the container's grace period on top.
+pub const DEFAULT_ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The local Docker engine.
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
     instance: String,
+    timeout: Duration,
 }
 
 impl DockerRuntime {
     /// Connects with the local defaults (`DOCKER_HOST` honoured) and agrees on an API
-    /// version with the engine.
+    /// version with the engine. `timeout` bounds each call (see [`DEFAULT_ENGINE_TIMEOUT`]).
     ///
     /// # Errors
     /// The engine does not answer.
-    pub async fn connect(instance: &str) -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(RuntimeError::Connect)?;
+    pub async fn connect(instance: &str, timeout: Duration) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(RuntimeError::Connect)?
+            .with_timeout(timeout);
         let docker = docker
             .negotiate_version()
             .await
@@ -99,6 +107,7 @@ impl DockerRuntime {
         Ok(Self {
             docker,
             instance: instance.to_owned(),
+            timeout,
         })
     }
 
@@ -251,12 +260,27 @@ impl DockerRuntime {
             None,
             None,
         );
-        while let Some(item) = progress.next().await {
+        let stalled = || {
+            format!(
+                "no progress from the registry for {} s; giving up this attempt",
+                self.timeout.as_secs()
+            )
+        };
+        loop {
+            // The engine answers a pull with its first progress message and then
+            // streams more; a registry that stops sending would hang the reconcile
+            // forever without a bound on each (kubelet's image-pull-progress-deadline).
+            let item = match tokio::time::timeout(self.timeout, progress.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => Err(bollard::errors::Error::RequestTimeoutError),
+            };
             if let Err(err) = item {
                 metrics::counter!("longin_image_pulls_total", "result" => "error").increment(1);
                 let message = match err {
                     bollard::errors::Error::DockerResponseServerError { message, .. } => message,
                     bollard::errors::Error::DockerStreamError { error } => error,
+                    bollard::errors::Error::RequestTimeoutError => stalled(),
                     other => other.to_string(),
                 };
                 return Err(RuntimeError::Pull {
@@ -378,7 +402,14 @@ impl DockerRuntime {
             t: Some(i32::try_from(grace).unwrap_or(i32::MAX)),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(options)).await {
+        // The engine answers a stop only once the container is down, which may be the
+        // whole grace period: the call gets that on top of the usual bound, or a slow
+        // shutdown would be reported as a failed one.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(self.timeout + Duration::from_secs(u64::from(grace)));
+        match docker.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(err) if status_code(&err) == Some(304) => Ok(()),
             Err(err) if gone_ok && status_code(&err) == Some(404) => Ok(()),

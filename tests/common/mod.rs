@@ -172,6 +172,7 @@ async fn spawn(
         restart_backoff_seconds: 10,
         max_restarts: 5,
         metrics_interval: Duration::from_secs(30),
+        engine_timeout: Duration::from_secs(120),
         metrics_retention_days: 7,
         metrics_token: None,
     };
@@ -532,6 +533,25 @@ pub fn registry() -> String {
         );
         "127.0.0.1:5000".to_owned()
     })
+}
+
+/// A Prometheus scrape of `url`, which must answer 200 in the text format.
+pub async fn scrape(url: &str) -> String {
+    let res = reqwest::get(url).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+    );
+    res.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name with labels, as printed) in a scrape.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 pub fn app_yaml(name: &str, image: &str, replicas: u32, extra: &str) -> String {
