@@ -602,7 +602,7 @@ async fn failing_health_check_restarts_with_growing_delays() {
     .await;
     let mut seen = Vec::new();
     let (mut last, started) = (0, std::time::Instant::now());
-    while seen.len() < 4 {
+    while seen.len() < 5 {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "restarts seen: {seen:?}"
@@ -616,12 +616,15 @@ async fn failing_health_check_restarts_with_growing_delays() {
     }
     let gaps: Vec<f64> = seen.windows(2).map(|w| w[1] - w[0]).collect();
     println!("restart times {seen:?}, gaps {gaps:?}");
-    // CrashLoopBackOff from 1 s: 1, 2, 4 s between restarts (plus a probe period each).
+    // CrashLoopBackOff from 1 s: 1, 2, 4, 8 s between restarts. Each gap is seen
+    // through a 100 ms poll of a row written after the restart, so it carries up to
+    // about half a second of noise under load: the fourth gap tells doubling (8 s)
+    // from linear growth (4 s) with room to spare.
     assert!(
-        gaps[1] > gaps[0] && gaps[2] > gaps[1],
+        gaps.windows(2).all(|w| w[1] > w[0]),
         "delays grow: {gaps:?}"
     );
-    assert!(gaps[2] >= 3.5 && gaps[2] >= 3.0 * gaps[0], "{gaps:?}");
+    assert!(gaps[3] >= 6.5, "delays double: {gaps:?}");
     app.stop().await;
 }
 
@@ -686,10 +689,10 @@ async fn crashing_app_fails_after_the_restart_limit_and_restart_recovers_it() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let a = wait_for(&app, &user.access_token, "crashy", "Running", 1).await;
-    assert_eq!(
-        body_at(ports(&a)[0], "/").await.as_deref(),
-        Some("longin httpd 1.0")
-    );
+    // Without a health check Ready means the process runs; httpd listens a moment later.
+    let port = ports(&a)[0];
+    let body = eventually(10, "the recovered app answers", || body_at(port, "/")).await;
+    assert_eq!(body, "longin httpd 1.0");
     app.stop().await;
 }
 
@@ -742,6 +745,9 @@ async fn a_host_port_taken_by_another_program_is_reported_then_recovered() {
     drop(squatter);
     let a = wait_for(&app, &user.access_token, "blocked", "Running", 1).await;
     assert!(failure(&a).is_none(), "{a}");
-    assert!(body_at(port, "/").await.is_some());
+    eventually(10, "the app answers on the freed port", || {
+        body_at(port, "/")
+    })
+    .await;
     app.stop().await;
 }
