@@ -1034,3 +1034,59 @@ async fn examples_apply_cleanly() {
     assert_eq!(names, ["api", "greeter", "site"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn syncing_containers_releases_ports_by_the_stored_replica_count() {
+    let app = spawn_app().await;
+    let user = app.register("alice").await;
+    let token = &user.access_token;
+    apply_ok(&app, token, HELLO).await;
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&app.database_url))
+        .await
+        .unwrap();
+    let id = store.list_applications(None).await.unwrap().remove(0).id;
+    let ports = store.host_ports(&id, 2).await.unwrap();
+    assert_eq!(ports.len(), 2);
+    let running = |replica: u16| longin_store::status::ObservedContainer {
+        docker_id: format!("c{replica}"),
+        replica_index: i64::from(replica),
+        host_port: i64::from(ports[usize::from(replica)]),
+        spec_hash: "h".to_owned(),
+        status: "running".to_owned(),
+        restart_count: 0,
+    };
+    store
+        .sync_containers(&id, &[running(0), running(1)])
+        .await
+        .unwrap();
+    let post = |verb: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .post(
+                    &format!("/api/applications/hello/{verb}"),
+                    &json!({}),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK, "{verb}");
+        }
+    };
+
+    // Stopped while its containers still run: their ports stay held until they go.
+    post("stop").await;
+    assert_eq!(store.allocated_ports().await.unwrap().len(), 2);
+    // Started again before the controller saw the stop. A reconcile that read the
+    // stopped spec now syncs its empty view of the containers: the ports belong to the
+    // replicas the stored spec wants, and stay.
+    post("start").await;
+    store.sync_containers(&id, &[]).await.unwrap();
+    assert_eq!(store.host_ports(&id, 2).await.unwrap(), ports);
+
+    // Stopped for good: the same sync releases them.
+    post("stop").await;
+    store.sync_containers(&id, &[]).await.unwrap();
+    assert_eq!(store.allocated_ports().await.unwrap(), Vec::<u16>::new());
+    store.close().await;
+    app.stop().await;
+}

@@ -334,6 +334,48 @@ async fn delete_removes_every_container_and_row() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_port_went_missing_gets_one_and_runs_again() {
+    use sqlx::Connection as _;
+    let app = spawn_platform().await;
+    let user = app.register("porter").await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("portless", &image, 1, ""),
+    )
+    .await;
+    wait_for(&app, &user.access_token, "portless", "Running", 1).await;
+    // The replica loses its port allocation (as a racing release once made it) and
+    // then its container.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM port_allocations")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    for id in containers_of(&app.instance, "portless") {
+        docker(&["rm", "-f", &id]);
+    }
+    let a = eventually(60, "a new port and a running replica", || async {
+        let a = get(&app, &user.access_token, "portless").await?;
+        (a["status"]["readyReplicas"] == 1 && ports(&a).len() == 1).then_some(a)
+    })
+    .await;
+    let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&app.database_url))
+        .await
+        .unwrap();
+    assert_eq!(store.allocated_ports().await.unwrap(), ports(&a));
+    store.close().await;
+    let port = ports(&a)[0];
+    eventually(10, "the replica answers on it", || body_at(port, "/")).await;
+    app.stop().await;
+}
+
 /// The application once its status says `ImagePulled=False`.
 async fn pull_failure(app: &TestApp, token: &str, name: &str) -> Value {
     eventually(60, "ImagePulled=False", || async {

@@ -69,7 +69,10 @@ pub async fn run<F, Fut, E>(
     let mut running: HashSet<String> = HashSet::new();
     let mut again: HashSet<String> = HashSet::new();
     let mut failures: HashMap<String, u32> = HashMap::new();
-    let mut tasks: JoinSet<(String, Result<Option<Duration>, String>)> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Option<Duration>, String>> = JoinSet::new();
+    // Which key each task reconciles, so that a task that panicked still frees its key
+    // (otherwise the key would count as running forever and never reconcile again).
+    let mut task_keys: HashMap<tokio::task::Id, String> = HashMap::new();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
 
     let schedule = |delays: &mut DelayQueue<String>,
@@ -111,15 +114,21 @@ pub async fn run<F, Fut, E>(
                 }
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 running.insert(key.clone());
+                tracing::debug!(app = %key, "reconcile starting");
                 let work = reconcile(key.clone());
-                tasks.spawn(async move {
+                let task = tasks.spawn(async move {
                     let result = work.await.map_err(|e| e.to_string());
                     drop(permit);
-                    (key, result)
+                    result
                 });
+                task_keys.insert(task.id(), key);
             }
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                let Ok((key, result)) = done else { continue };
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, result),
+                    Err(err) => (err.id(), Err(format!("reconcile panicked: {err}"))),
+                };
+                let Some(key) = task_keys.remove(&id) else { continue };
                 running.remove(&key);
                 match result {
                     Ok(next) => {
@@ -253,6 +262,41 @@ mod tests {
             (29.0..31.0).contains(&gaps[3]),
             "success requeues after 30 s: {gaps:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_that_panics_is_retried_like_an_error() {
+        let (queue, rx) = WorkQueue::new();
+        let runs = Arc::new(Mutex::new(0_usize));
+        let cancel = CancellationToken::new();
+        let runner = tokio::spawn({
+            let (runs, cancel) = (runs.clone(), cancel.clone());
+            run(
+                rx,
+                1,
+                move |_key: String| {
+                    let runs = runs.clone();
+                    async move {
+                        let n = {
+                            let mut runs = runs.lock().expect("lock");
+                            *runs += 1;
+                            *runs
+                        };
+                        assert!(n > 1, "the first reconcile panics");
+                        Ok::<_, String>(None)
+                    }
+                },
+                cancel,
+            )
+        });
+        queue.schedule("k", Duration::ZERO);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // A new request for the key is served too: it is not stuck as "running".
+        queue.schedule("k", Duration::ZERO);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+        runner.await.expect("runner");
+        assert_eq!(*runs.lock().expect("lock"), 3);
     }
 }
 

@@ -168,6 +168,7 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
     let span = tracing::info_span!("reconcile", app = %app_id);
     let result = reconcile_inner(&app_id, &ctx).instrument(span).await;
     let outcome = if result.is_ok() { "success" } else { "error" };
+    tracing::debug!(app = %app_id, outcome, elapsed_ms = started.elapsed().as_millis() as u64, requeue_ms = ?result.as_ref().ok().and_then(|r| r.map(|d| d.as_millis())), "reconciled");
     if let Err(err) = &result {
         ctx.bus
             .publish(Event::ReconcileError {
@@ -222,7 +223,17 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     };
 
     let replicas = if deleting { 0 } else { app.spec.replicas };
-    let host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    let mut host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    if host_ports.len() < replicas as usize {
+        // An apply gives every replica its port. Should one be missing all the same,
+        // give it now: waiting for it would leave the app short of replicas for good.
+        tracing::warn!(app = %app.name, have = host_ports.len(), want = replicas, "replicas without a host port; allocating them");
+        ctx.store
+            .ensure_ports(app_id, ctx.config.port_range)
+            .await
+            .map_err(|e| ReconcileError::Spec(e.to_string()))?;
+        host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    }
     let surge_ports = ctx.store.surge_ports(app_id).await?;
     let desired = Desired {
         replicas,
@@ -359,7 +370,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     if deleting {
         if observed.iter().all(|c| c.state == RunState::Gone) {
             ctx.prober.set_targets(app_id, Vec::new());
-            ctx.store.sync_containers(app_id, &[], 0).await?;
+            ctx.store.sync_containers(app_id, &[]).await?;
             if ctx.store.finalize_deletion(app_id).await? {
                 tracing::info!(app = %app.name, "application deleted");
             }
@@ -434,9 +445,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 }),
         })
         .collect();
-    ctx.store
-        .sync_containers(app_id, &rows, i64::from(app.spec.replicas))
-        .await?;
+    ctx.store.sync_containers(app_id, &rows).await?;
     // After the rows: a client that sees the new status finds the containers it
     // describes in /api/containers.
     write_status(ctx, &app, &desired, &observed, &facts).await?;

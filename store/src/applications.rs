@@ -135,7 +135,7 @@ impl From<sqlx::Error> for ApplicationError {
     }
 }
 
-fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
+pub(crate) fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
@@ -306,7 +306,7 @@ pub(crate) async fn allocate(
 /// missing ones and releases those of replicas beyond the count, unless a container
 /// still holds them (the controller releases those once it removed the container).
 /// Returns the desired replicas' ports in replica order.
-async fn fit_ports(
+pub(crate) async fn fit_ports(
     tx: &mut Transaction<'_, Any>,
     app_id: &str,
     replicas: u32,

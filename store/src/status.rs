@@ -1,12 +1,12 @@
 //! What the controller writes back: status, the `containers` rows, port releases and
 //! the end of a deletion.
 
-use longin_crds::application::ApplicationStatus;
+use longin_crds::application::{ApplicationSpec, ApplicationStatus};
 use sqlx::Row;
 
 use crate::applications::{
-    ApplicationError, ApplicationRecord, COLUMNS, PortRange, allocate, allocations, from_row, lock,
-    release_ports_beyond, to_json,
+    ApplicationError, ApplicationRecord, COLUMNS, PortRange, allocate, allocations, corrupt,
+    fit_ports, from_row, lock, release_ports_beyond, to_json,
 };
 use crate::{Store, StoreError, now_ms};
 
@@ -107,7 +107,13 @@ impl Store {
     }
 
     /// Makes the application's `containers` rows exactly `observed`, then releases the
-    /// ports of replicas beyond `replicas` that no container holds any more.
+    /// ports of replicas beyond the ones it wants now that no container holds any more.
+    ///
+    /// "Now" is read here, under the write lock, not taken from the caller: a reconcile
+    /// works from the application as it read it, and an apply may have raised the
+    /// replica count since (scaling 0 → 2 while the reconcile of 0 runs). Releasing by
+    /// the older count took the new replicas' ports, and the app waited for ports that
+    /// never came.
     ///
     /// # Errors
     /// Only database failures.
@@ -115,7 +121,6 @@ impl Store {
         &self,
         app_id: &str,
         observed: &[ObservedContainer],
-        replicas: i64,
     ) -> Result<(), StoreError> {
         // Nothing to write in the common case (a resync of a settled app): compare first,
         // so an idle controller reads instead of taking the write lock.
@@ -141,6 +146,7 @@ impl Store {
         current.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
         let mut wanted = observed.to_vec();
         wanted.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
+        let replicas = desired_replicas(&mut *self.pool().acquire().await?, app_id).await?;
         let surplus_ports: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM port_allocations WHERE application_id = $1 AND (replica_index >= $2 OR surge = 1)",
         )
@@ -152,6 +158,8 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let replicas = desired_replicas(&mut tx, app_id).await?;
         let existing: Vec<(String, String)> =
             sqlx::query("SELECT id, docker_id FROM containers WHERE application_id = $1")
                 .bind(app_id)
@@ -256,6 +264,25 @@ impl Store {
                 }
             })
             .collect()
+    }
+
+    /// Gives each replica the stored spec wants a port (an apply does; this is for a
+    /// controller that finds one missing all the same, so that the app is not left
+    /// waiting for it). Returns their ports in replica order.
+    ///
+    /// # Errors
+    /// [`ApplicationError::PoolExhausted`] when no port is free.
+    pub async fn ensure_ports(
+        &self,
+        app_id: &str,
+        range: PortRange,
+    ) -> Result<Vec<u16>, ApplicationError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let replicas = desired_replicas(&mut tx, app_id).await?;
+        let ports = fit_ports(&mut tx, app_id, u32::try_from(replicas).unwrap_or(0), range).await?;
+        tx.commit().await?;
+        Ok(ports)
     }
 
     /// A second port for `replica`'s new container during a rollout (the existing one
@@ -373,4 +400,25 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// How many replicas the application wants as stored: none once it is being deleted
+/// or gone.
+async fn desired_replicas(conn: &mut sqlx::AnyConnection, app_id: &str) -> Result<i64, StoreError> {
+    let Some(row) = sqlx::query("SELECT spec, deletion_timestamp FROM applications WHERE id = $1")
+        .bind(app_id)
+        .fetch_optional(conn)
+        .await?
+    else {
+        return Ok(0);
+    };
+    if row
+        .try_get::<Option<i64>, _>("deletion_timestamp")?
+        .is_some()
+    {
+        return Ok(0);
+    }
+    let spec: ApplicationSpec = serde_json::from_str(&row.try_get::<String, _>("spec")?)
+        .map_err(|e| corrupt("spec", &e))?;
+    Ok(i64::from(spec.replicas))
 }

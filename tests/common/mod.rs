@@ -31,12 +31,41 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The controller's instance label: `io.longin.instance=<instance>`.
     pub instance: String,
-    /// Removes this instance's containers when the test ends, passed or panicked.
-    _containers: InstanceContainers,
+    /// Stops the server and removes this instance's containers when the test ends,
+    /// passed or panicked; declared before `_ports` so that it runs first.
+    teardown: Teardown,
     /// This test's host ports, reserved until it ends.
     _ports: PortBlock,
+}
+
+/// Ends an in-process server: cancels it, waits for it, then removes its instance's
+/// containers. A test that panics never reaches `stop()`; without the wait, its
+/// controller (still running on the runtime's workers) recreates what the removal just
+/// removed, and those containers outlive the test holding ports of a block that the
+/// next test reserves — which then waits in vain for its own replicas.
+struct Teardown {
     cancel: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Dropped after `drop` below has stopped the server.
+    _containers: InstanceContainers,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        // Only a multi-thread runtime runs the server while this thread blocks; on a
+        // current-thread one nothing else runs now and its tasks die with it.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while multi_thread && !server.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.abort();
+    }
 }
 
 /// A signed-in user.
@@ -49,9 +78,16 @@ pub struct Session {
 }
 
 fn init_tracing() {
-    if std::env::var_os("TEST_LOG").is_some() {
+    // `TEST_LOG=1` logs at info; any other value is a filter, e.g.
+    // `TEST_LOG=longin_controller=debug,info`.
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let filter = if filter == "1" {
+            "info".to_owned()
+        } else {
+            filter
+        };
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_test_writer()
             .try_init();
     }
@@ -196,11 +232,13 @@ async fn spawn(
         database_url,
         redis_url,
         data_dir,
-        _containers: InstanceContainers(instance.clone()),
+        teardown: Teardown {
+            cancel,
+            server: Some(handle),
+            _containers: InstanceContainers(instance.clone()),
+        },
         _ports: ports,
         instance,
-        cancel,
-        server: Some(handle),
     }
 }
 
@@ -217,8 +255,8 @@ impl TestApp {
     /// Stops the server gracefully; the data dir lives on as long as the returned guard.
     /// Containers this instance left behind are removed.
     pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
-        self.cancel.cancel();
-        if let Some(handle) = self.server.take() {
+        self.teardown.cancel.cancel();
+        if let Some(handle) = self.teardown.server.take() {
             handle.await.expect("join").expect("server ended cleanly");
         }
         remove_instance_containers(&self.instance);
@@ -440,7 +478,15 @@ impl PortBlock {
                 Ok(mut file) => {
                     use std::io::Write as _;
                     write!(file, "{}", std::process::id()).unwrap();
-                    return Self { first, path };
+                    // Something outside the reservations may hold a port of it (a
+                    // container left behind by a killed run): skip such a block.
+                    let free = (first..first + 40)
+                        .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+                    if free {
+                        return Self { first, path };
+                    }
+                    drop(file);
+                    let _ = std::fs::remove_file(&path);
                 }
                 Err(_) => {
                     let owner = std::fs::read_to_string(&path).unwrap_or_default();
