@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -416,18 +418,69 @@ async fn an_image_that_does_not_exist_is_reported_and_retried() {
     app.stop().await;
 }
 
+/// A "registry" on 127.0.0.1 that accepts connections and never says a word.
+struct SilentRegistry {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentRegistry {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let accepted = accepted.clone();
+            async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(socket);
+                }
+            }
+        });
+        Self {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_cuts_a_pull_short() {
+    let silent = SilentRegistry::start().await;
+    // The default engine timeout (2 min): only the cancellation can end the pull soon.
+    let app = spawn_platform().await;
+    let user = app.register("leaver").await;
+    let image = format!("127.0.0.1:{}/longin/stalled:1.0", silent.port);
+    apply(
+        &app,
+        &user.access_token,
+        &app_yaml("leaving", &image, 1, ""),
+    )
+    .await;
+    eventually(30, "the engine is pulling", || async {
+        (silent.accepted.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    app.stop().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    silent.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_from_a_registry_that_stops_answering_is_given_up() {
-    // A "registry" that accepts connections and never says a word: without a bound on
-    // the pull's progress the reconcile would wait on it forever.
-    let registry = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = registry.local_addr().unwrap().port();
-    let silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = registry.accept().await {
-            held.push(socket);
-        }
-    });
+    // Without a bound on the pull's progress the reconcile would wait on it forever.
+    let silent = SilentRegistry::start().await;
+    let port = silent.port;
     let app =
         common::spawn_platform_with(|args| args.engine_timeout = Duration::from_secs(3)).await;
     let user = app.register("patient").await;

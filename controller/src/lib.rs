@@ -178,6 +178,7 @@ pub async fn run_with(
         prober.clone(),
         bus.clone(),
         config.clone(),
+        cancel.clone(),
     );
 
     let mut tasks = tokio::task::JoinSet::new();

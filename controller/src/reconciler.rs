@@ -12,6 +12,7 @@ use longin_store::Store;
 use longin_store::applications::ApplicationRecord;
 use longin_store::bus::{AppRef, Bus, Event};
 use longin_store::status::ObservedContainer;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::labels;
@@ -84,6 +85,9 @@ pub struct Context {
     failed: Arc<Mutex<HashMap<String, (i64, String)>>>,
     /// Apps whose last reconcile found nothing to do (the resync may skip them).
     pub quiet: QuietApps,
+    /// Fires when the controller stops: cuts short the steps that can take long
+    /// (pulls); the others finish, so no container is left half made.
+    pub cancel: CancellationToken,
 }
 
 impl Context {
@@ -94,8 +98,10 @@ impl Context {
         prober: Prober,
         bus: Bus,
         config: ControllerConfig,
+        cancel: CancellationToken,
     ) -> Self {
         Self {
+            cancel,
             store,
             runtime,
             prober,
@@ -259,7 +265,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let grace = app.spec.termination_grace_period_seconds;
 
     if steps.iter().any(|s| matches!(s, Step::Create { .. }))
-        && let Err(err) = ctx.runtime.ensure_image(&app.spec.image).await
+        && let Err(err) = ctx.runtime.ensure_image(&app.spec.image, &ctx.cancel).await
     {
         if let RuntimeError::Pull { message, .. } = &err {
             facts.pull_error = Some(message.clone());

@@ -15,6 +15,7 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::labels;
 use crate::plan::{Observed, RunState};
@@ -27,6 +28,8 @@ pub enum RuntimeError {
     Connect(#[source] bollard::errors::Error),
     #[error("pulling {image} failed: {message}")]
     Pull { image: String, message: String },
+    #[error("pulling {image} was cut short: the controller is stopping")]
+    PullCancelled { image: String },
     #[error("docker {operation} failed: {source}")]
     Engine {
         operation: &'static str,
@@ -228,11 +231,17 @@ impl DockerRuntime {
             .unwrap_or(-1)
     }
 
-    /// Pulls the image unless the engine has it.
+    /// Pulls the image unless the engine has it. A pull can take long; `cancel` cuts it
+    /// short (closing the request makes the engine abandon it), so that a stopping
+    /// controller does not wait for it.
     ///
     /// # Errors
-    /// [`RuntimeError::Pull`] with the engine's message.
-    pub async fn ensure_image(&self, image: &str) -> Result<bool, RuntimeError> {
+    /// [`RuntimeError::Pull`] with the engine's message; [`RuntimeError::PullCancelled`].
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        cancel: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(false);
         }
@@ -270,7 +279,13 @@ impl DockerRuntime {
             // The engine answers a pull with its first progress message and then
             // streams more; a registry that stops sending would hang the reconcile
             // forever without a bound on each (kubelet's image-pull-progress-deadline).
-            let item = match tokio::time::timeout(self.timeout, progress.next()).await {
+            let next = tokio::select! {
+                () = cancel.cancelled() => {
+                    return Err(RuntimeError::PullCancelled { image: image.to_owned() });
+                }
+                next = tokio::time::timeout(self.timeout, progress.next()) => next,
+            };
+            let item = match next {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(_) => Err(bollard::errors::Error::RequestTimeoutError),
