@@ -202,7 +202,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API listens on (`longin controller`: its /metrics and
+    /// /healthz, so give it another port than an API process on the same host).
     #[arg(long, env = "LONGIN_LISTEN", default_value = "127.0.0.1:3001")]
     pub listen: SocketAddr,
 

@@ -1056,7 +1056,7 @@ async fn syncing_containers_releases_ports_by_the_stored_replica_count() {
         restart_count: 0,
     };
     store
-        .sync_containers(&id, &[running(0), running(1)])
+        .sync_containers(&id, &[running(0), running(1)], 2)
         .await
         .unwrap();
     let post = |verb: &'static str| {
@@ -1080,12 +1080,12 @@ async fn syncing_containers_releases_ports_by_the_stored_replica_count() {
     // stopped spec now syncs its empty view of the containers: the ports belong to the
     // replicas the stored spec wants, and stay.
     post("start").await;
-    store.sync_containers(&id, &[]).await.unwrap();
+    store.sync_containers(&id, &[], 0).await.unwrap();
     assert_eq!(store.host_ports(&id, 2).await.unwrap(), ports);
 
     // Stopped for good: the same sync releases them.
     post("stop").await;
-    store.sync_containers(&id, &[]).await.unwrap();
+    store.sync_containers(&id, &[], 0).await.unwrap();
     assert_eq!(store.allocated_ports().await.unwrap(), Vec::<u16>::new());
     store.close().await;
     app.stop().await;

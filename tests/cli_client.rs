@@ -314,30 +314,12 @@ async fn cli_shows_logs_and_top() {
     // Its container replaced: the follower goes on with the new one from its first line.
     let replica0 = replica_container(&app, &user.access_token, "chatter", 0).await;
     common::docker(&["rm", "-f", &replica0]);
-    loop {
-        if next_line(&mut lines).await == "hello" {
-            break;
-        }
-    }
-    assert_eq!(
-        next_line(&mut lines).await,
-        "tick0",
-        "the new container's lines, in order"
-    );
+    expect_from_the_start(&mut lines, "the new container's lines, in order").await;
     // Restarted in place (same container): followed on from its restart, nothing
     // repeated.
     let replica0 = replica_container(&app, &user.access_token, "chatter", 0).await;
     common::docker(&["stop", "-t", "1", &replica0]);
-    loop {
-        if next_line(&mut lines).await == "hello" {
-            break;
-        }
-    }
-    assert_eq!(
-        next_line(&mut lines).await,
-        "tick0",
-        "after the restart, in order"
-    );
+    expect_from_the_start(&mut lines, "after the restart, in order").await;
     let _ = follower.kill();
     let _ = follower.wait();
 
@@ -359,6 +341,16 @@ async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> 
         .await
         .expect("a followed line within 30 s")
         .expect("the follower is still running")
+}
+
+/// Skips to the program's first line (`hello`, printed again by a new or restarted
+/// container), then expects its first tick right after it.
+async fn expect_from_the_start(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    why: &str,
+) {
+    while next_line(lines).await != "hello" {}
+    assert_eq!(next_line(lines).await, "tick0", "{why}");
 }
 
 /// The engine id of replica `replica`'s container of app `name`.

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use common::{InstanceContainers, KillOnDrop, docker, eventually};
 
@@ -65,16 +65,9 @@ impl Node {
 
     /// Registers `username` and returns its access token.
     async fn register(&self, client: &reqwest::Client, username: &str) -> String {
-        let res = client
-            .post(self.url("/api/auth/register"))
-            .json(&json!({"username": username, "email": format!("{username}@example.com"), "password": common::PASSWORD, "confirm_password": common::PASSWORD}))
-            .send()
+        common::register_at(client, &self.url(""), username)
             .await
-            .unwrap();
-        res.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+            .access_token
     }
 
     fn start(&self) -> KillOnDrop {

@@ -112,7 +112,7 @@ async fn cycles_are_summed_downsampled_and_pruned() {
         restart_count: 0,
     };
     store
-        .sync_containers(&app, &[observed("c3")])
+        .sync_containers(&app, &[observed("c3")], 1)
         .await
         .unwrap();
     store
@@ -120,7 +120,7 @@ async fn cycles_are_summed_downsampled_and_pruned() {
         .await
         .unwrap();
     store
-        .sync_containers(&app, &[observed("c4")])
+        .sync_containers(&app, &[observed("c4")], 1)
         .await
         .unwrap();
     let kept = store

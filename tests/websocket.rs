@@ -170,7 +170,7 @@ fn chatter(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_stream_in_order_and_a_slow_client_lags_alone() {
-    let app = spawn_platform_with(|_| {}).await;
+    let app = common::spawn_platform().await;
     let user = app.register("listener").await;
     let token = &user.access_token;
     // Ordered, tagged lines (20 ms apart: across stdout and stderr the engine keeps
@@ -309,6 +309,9 @@ async fn disabled_or_demoted_users_lose_their_streams() {
 
     let mut user_ws = WsClient::authenticated(&app, "/ws/metrics", &user.access_token).await;
     let mut deputy_ws = WsClient::authenticated(&app, "/ws/admin", &deputy.access_token).await;
+    // An admin may follow other users' apps on the metrics and logs streams too.
+    let mut deputy_metrics =
+        WsClient::authenticated(&app, "/ws/metrics", &deputy.access_token).await;
     // Still there after a few keepalive periods (pings answered by the client).
     user_ws.send(json!({"type": "ping"})).await;
     assert_eq!(user_ws.recv(5).await.unwrap(), json!({"type": "pong"}));
@@ -333,12 +336,14 @@ async fn disabled_or_demoted_users_lose_their_streams() {
     assert_eq!(user_ws.recv(5).await, None);
     assert_eq!(deputy_ws.recv(5).await.unwrap()["code"], "forbidden");
     assert_eq!(deputy_ws.recv(5).await, None);
+    assert_eq!(deputy_metrics.recv(5).await.unwrap()["code"], "forbidden");
+    assert_eq!(deputy_metrics.recv(5).await, None);
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_log_subscription_follows_replacement_containers() {
-    let app = spawn_platform_with(|_| {}).await;
+    let app = common::spawn_platform().await;
     let user = app.register("phoenix").await;
     let token = &user.access_token;
     apply(

@@ -65,7 +65,7 @@ fn describe() {
     // Controller.
     describe_counter!(
         "longin_reconciles_total",
-        "Reconciles by result (success, error)."
+        "Reconciles by result (success, error, cancelled: a pull cut short by a stopping controller)."
     );
     describe_histogram!(
         "longin_reconcile_duration_seconds",

@@ -325,7 +325,7 @@ async fn watch_docker(
 
 /// Schedules every application the store knows and every app uid Docker has managed
 /// containers for (so orphans get cleaned up) — except, given `quiet`, the quiet ones
-/// whose containers have not changed since they settled.
+/// whose containers and revision have not changed since they settled.
 async fn schedule_everything(
     store: &Store,
     runtime: &DockerRuntime,

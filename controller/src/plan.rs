@@ -73,7 +73,8 @@ pub enum Step {
     /// The new container on `host_port` is Ready and the old ones are gone: make the
     /// surge port the replica's port.
     Promote { replica: u32, host_port: u16 },
-    /// Start an exited container again (its restart policy asks for it).
+    /// Start a container again: an exited one its restart policy asks for, or one left
+    /// created but never started (a controller died in between).
     Restart { id: String, replica: u32 },
 
     /// Stop (SIGTERM, grace, SIGKILL) and remove.

@@ -156,6 +156,41 @@ pub async fn run<F, Fut, E>(
     tracing::info!("work queue stopped");
 }
 
+/// The queue running a reconcile function in the background, for tests.
+#[cfg(test)]
+struct Harness {
+    queue: WorkQueue,
+    cancel: CancellationToken,
+    runner: tokio::task::JoinHandle<()>,
+}
+
+#[cfg(test)]
+impl Harness {
+    fn start<F, Fut>(concurrency: usize, reconcile: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Duration>, String>> + Send + 'static,
+    {
+        let (queue, rx) = WorkQueue::new();
+        let cancel = CancellationToken::new();
+        let runner = tokio::spawn(run(rx, concurrency, reconcile, cancel.clone()));
+        Self {
+            queue,
+            cancel,
+            runner,
+        }
+    }
+
+    fn schedule(&self, key: &str, delay: Duration) {
+        self.queue.schedule(key, delay);
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.runner.await.expect("runner");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -172,27 +207,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_key_runs_once_per_schedule_burst_and_never_concurrently() {
-        let (queue, rx) = WorkQueue::new();
         let log = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
         let active = Arc::new(Mutex::new(HashSet::<String>::new()));
-        let cancel = CancellationToken::new();
-        let runner = tokio::spawn({
-            let (log, active, cancel) = (log.clone(), active.clone(), cancel.clone());
-            run(
-                rx,
-                4,
-                move |key: String| {
-                    let (log, active) = (log.clone(), active.clone());
-                    async move {
-                        let overlapping = !active.lock().expect("lock").insert(key.clone());
-                        log.lock().expect("lock").push((key.clone(), overlapping));
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        active.lock().expect("lock").remove(&key);
-                        Ok::<_, String>(None)
-                    }
-                },
-                cancel,
-            )
+        let queue = Harness::start(4, {
+            let (log, active) = (log.clone(), active.clone());
+            move |key: String| {
+                let (log, active) = (log.clone(), active.clone());
+                async move {
+                    let overlapping = !active.lock().expect("lock").insert(key.clone());
+                    log.lock().expect("lock").push((key.clone(), overlapping));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    active.lock().expect("lock").remove(&key);
+                    Ok(None)
+                }
+            }
         });
         for _ in 0..5 {
             queue.schedule("a", Duration::from_millis(10));
@@ -203,8 +231,7 @@ mod tests {
         queue.schedule("a", Duration::ZERO);
         queue.schedule("a", Duration::ZERO);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        cancel.cancel();
-        runner.await.expect("runner");
+        queue.stop().await;
         let log = log.lock().expect("lock").clone();
         let a_runs = log.iter().filter(|(k, _)| k == "a").count();
         assert_eq!(a_runs, 2, "{log:?}");
@@ -212,39 +239,49 @@ mod tests {
         assert!(log.iter().all(|(_, overlapping)| !overlapping), "{log:?}");
     }
 
+    type Outcome = Result<Option<Duration>, String>;
+
+    /// A reconcile that records when it is called and answers its n-th call (from 1)
+    /// with `outcome(n)`, inside its future as a real reconcile would.
+    fn counting(
+        outcome: impl Fn(usize) -> Outcome + Send + Sync + 'static,
+    ) -> (
+        Arc<Mutex<Vec<Instant>>>,
+        impl Fn(String) -> futures::future::BoxFuture<'static, Outcome> + Send + 'static,
+    ) {
+        let calls = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let outcome = Arc::new(outcome);
+        let reconcile = {
+            let calls = calls.clone();
+            move |_key: String| {
+                let (calls, outcome) = (calls.clone(), outcome.clone());
+                Box::pin(async move {
+                    let n = {
+                        let mut calls = calls.lock().expect("lock");
+                        calls.push(Instant::now());
+                        calls.len()
+                    };
+                    outcome(n)
+                }) as futures::future::BoxFuture<'static, Outcome>
+            }
+        };
+        (calls, reconcile)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn errors_back_off_and_success_requeues_as_asked() {
-        let (queue, rx) = WorkQueue::new();
-        let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
-        let cancel = CancellationToken::new();
         let start = Instant::now();
-        let runner = tokio::spawn({
-            let (times, cancel) = (times.clone(), cancel.clone());
-            run(
-                rx,
-                1,
-                move |_key: String| {
-                    let times = times.clone();
-                    async move {
-                        let n = {
-                            let mut t = times.lock().expect("lock");
-                            t.push(Instant::now());
-                            t.len()
-                        };
-                        if n <= 3 {
-                            Err("boom".to_owned())
-                        } else {
-                            Ok(Some(Duration::from_secs(30)))
-                        }
-                    }
-                },
-                cancel,
-            )
+        let (times, reconcile) = counting(|n| {
+            if n <= 3 {
+                Err("boom".to_owned())
+            } else {
+                Ok(Some(Duration::from_secs(30)))
+            }
         });
+        let queue = Harness::start(1, reconcile);
         queue.schedule("k", Duration::ZERO);
         tokio::time::sleep(Duration::from_secs(45)).await;
-        cancel.cancel();
-        runner.await.expect("runner");
+        queue.stop().await;
         let gaps: Vec<f64> = times
             .lock()
             .expect("lock")
@@ -266,37 +303,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reconcile_that_panics_is_retried_like_an_error() {
-        let (queue, rx) = WorkQueue::new();
-        let runs = Arc::new(Mutex::new(0_usize));
-        let cancel = CancellationToken::new();
-        let runner = tokio::spawn({
-            let (runs, cancel) = (runs.clone(), cancel.clone());
-            run(
-                rx,
-                1,
-                move |_key: String| {
-                    let runs = runs.clone();
-                    async move {
-                        let n = {
-                            let mut runs = runs.lock().expect("lock");
-                            *runs += 1;
-                            *runs
-                        };
-                        assert!(n > 1, "the first reconcile panics");
-                        Ok::<_, String>(None)
-                    }
-                },
-                cancel,
-            )
+        let (runs, reconcile) = counting(|n| {
+            assert!(n > 1, "the first reconcile panics");
+            Ok(None)
         });
+        let queue = Harness::start(1, reconcile);
         queue.schedule("k", Duration::ZERO);
         tokio::time::sleep(Duration::from_secs(5)).await;
         // A new request for the key is served too: it is not stuck as "running".
         queue.schedule("k", Duration::ZERO);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        cancel.cancel();
-        runner.await.expect("runner");
-        assert_eq!(*runs.lock().expect("lock"), 3);
+        queue.stop().await;
+        assert_eq!(runs.lock().expect("lock").len(), 3);
     }
 }
 
@@ -308,28 +326,17 @@ mod real_time_tests {
 
     #[tokio::test]
     async fn requeue_fires_in_real_time() {
-        let (queue, rx) = WorkQueue::new();
         let runs = Arc::new(AtomicUsize::new(0));
-        let cancel = CancellationToken::new();
-        let runner = tokio::spawn({
-            let (runs, cancel) = (runs.clone(), cancel.clone());
-            run(
-                rx,
-                2,
-                move |_key: String| {
-                    let runs = runs.clone();
-                    async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, String>(Some(Duration::from_millis(200)))
-                    }
-                },
-                cancel,
-            )
+        let queue = Harness::start(2, {
+            let runs = runs.clone();
+            move |_key: String| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Ok(Some(Duration::from_millis(200))))
+            }
         });
         queue.schedule("k", Duration::ZERO);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        cancel.cancel();
-        runner.await.expect("runner");
+        queue.stop().await;
         let n = runs.load(Ordering::SeqCst);
         assert!(n >= 4, "ran {n} times in 1.1 s with a 200 ms requeue");
     }

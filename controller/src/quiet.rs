@@ -1,7 +1,8 @@
 //! Which applications are quiet: their last reconcile found nothing to do and asked to
 //! be looked at again only on an event. The periodic resync skips a quiet application
-//! whose containers, as one engine listing shows them, are exactly as that reconcile saw
-//! them; every few passes it skips nothing, as a safety net.
+//! whose containers, as one engine listing shows them, and whose revision (generation,
+//! being deleted) are exactly as that reconcile saw them; every few passes it skips
+//! nothing, as a safety net.
 //!
 //! Why: a resync that reconciles every application reads each one's containers and rows
 //! again, which kept an idle controller with 100 apps above 1 % of a core. One listing

@@ -30,6 +30,18 @@ pub enum ReconcileError {
     Store(#[from] longin_store::StoreError),
     #[error("stored spec is invalid: {0}")]
     Spec(String),
+    /// No host port for a replica (the pool is exhausted).
+    #[error(transparent)]
+    Ports(longin_store::applications::ApplicationError),
+}
+
+impl From<longin_store::applications::ApplicationError> for ReconcileError {
+    fn from(err: longin_store::applications::ApplicationError) -> Self {
+        match err {
+            longin_store::applications::ApplicationError::Store(err) => Self::Store(err),
+            other => Self::Ports(other),
+        }
+    }
 }
 
 /// Settings of the controller.
@@ -173,9 +185,18 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
     let started = Instant::now();
     let span = tracing::info_span!("reconcile", app = %app_id);
     let result = reconcile_inner(&app_id, &ctx).instrument(span).await;
-    let outcome = if result.is_ok() { "success" } else { "error" };
+    // Cut short by a stopping controller: not a failure of the app.
+    let cancelled = matches!(
+        &result,
+        Err(ReconcileError::Runtime(RuntimeError::PullCancelled { .. }))
+    );
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(_) if cancelled => "cancelled",
+        Err(_) => "error",
+    };
     tracing::debug!(app = %app_id, outcome, elapsed_ms = started.elapsed().as_millis() as u64, requeue_ms = ?result.as_ref().ok().and_then(|r| r.map(|d| d.as_millis())), "reconciled");
-    if let Err(err) = &result {
+    if let (Err(err), false) = (&result, cancelled) {
         ctx.bus
             .publish(Event::ReconcileError {
                 app_id: app_id.clone(),
@@ -234,11 +255,11 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         // An apply gives every replica its port. Should one be missing all the same,
         // give it now: waiting for it would leave the app short of replicas for good.
         tracing::warn!(app = %app.name, have = host_ports.len(), want = replicas, "replicas without a host port; allocating them");
-        ctx.store
+        host_ports = ctx
+            .store
             .ensure_ports(app_id, ctx.config.port_range)
-            .await
-            .map_err(|e| ReconcileError::Spec(e.to_string()))?;
-        host_ports = ctx.store.host_ports(app_id, replicas).await?;
+            .await?;
+        host_ports.truncate(replicas as usize);
     }
     let surge_ports = ctx.store.surge_ports(app_id).await?;
     let desired = Desired {
@@ -295,8 +316,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 let host_port = ctx
                     .store
                     .allocate_surge_port(app_id, replica, ctx.config.port_range)
-                    .await
-                    .map_err(|e| ReconcileError::Spec(e.to_string()))?;
+                    .await?;
                 let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
                 let id = match ctx.runtime.create_and_start(&plan).await {
                     Ok(id) => id,
@@ -376,7 +396,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     if deleting {
         if observed.iter().all(|c| c.state == RunState::Gone) {
             ctx.prober.set_targets(app_id, Vec::new());
-            ctx.store.sync_containers(app_id, &[]).await?;
+            ctx.store.sync_containers(app_id, &[], 0).await?;
             if ctx.store.finalize_deletion(app_id).await? {
                 tracing::info!(app = %app.name, "application deleted");
             }
@@ -451,7 +471,9 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 }),
         })
         .collect();
-    ctx.store.sync_containers(app_id, &rows).await?;
+    ctx.store
+        .sync_containers(app_id, &rows, app.spec.replicas)
+        .await?;
     // After the rows: a client that sees the new status finds the containers it
     // describes in /api/containers.
     write_status(ctx, &app, &desired, &observed, &facts).await?;

@@ -227,15 +227,15 @@ async fn follow_app(
             let (query, after) = match stopped.get(id) {
                 // New: from its first lines.
                 None => ("tail=10000&follow=true".to_owned(), None),
-                // Running again: from where its stream stopped.
-                Some((last, before)) if count > *before && c["status"] == "running" => {
-                    let since = last.clone().unwrap_or_else(|| {
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    });
-                    (
-                        format!("tail=10000&follow=true&since={since}"),
-                        last.clone(),
-                    )
+                // Running again (its restart count moved: it also drops when the
+                // crash-loop window starts over): from where its stream stopped, or
+                // from its start if it had printed nothing.
+                Some((last, before)) if count != *before && c["status"] == "running" => {
+                    let since = last
+                        .as_ref()
+                        .map(|since| format!("&since={since}"))
+                        .unwrap_or_default();
+                    (format!("tail=10000&follow=true{since}"), last.clone())
                 }
                 Some(_) => continue,
             };

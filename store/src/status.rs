@@ -113,7 +113,10 @@ impl Store {
     /// works from the application as it read it, and an apply may have raised the
     /// replica count since (scaling 0 → 2 while the reconcile of 0 runs). Releasing by
     /// the older count took the new replicas' ports, and the app waited for ports that
-    /// never came.
+    /// never came. `replicas_hint`, the count the caller read, only decides cheaply
+    /// whether there is anything to do (an idle reconcile then costs two reads): a
+    /// stale hint at worst makes it look, under the lock, or leaves a release to the
+    /// next sync.
     ///
     /// # Errors
     /// Only database failures.
@@ -121,6 +124,7 @@ impl Store {
         &self,
         app_id: &str,
         observed: &[ObservedContainer],
+        replicas_hint: u32,
     ) -> Result<(), StoreError> {
         // Nothing to write in the common case (a resync of a settled app): compare first,
         // so an idle controller reads instead of taking the write lock.
@@ -146,12 +150,11 @@ impl Store {
         current.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
         let mut wanted = observed.to_vec();
         wanted.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
-        let replicas = desired_replicas(&mut *self.pool().acquire().await?, app_id).await?;
         let surplus_ports: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM port_allocations WHERE application_id = $1 AND (replica_index >= $2 OR surge = 1)",
         )
         .bind(app_id)
-        .bind(replicas)
+        .bind(i64::from(replicas_hint))
         .fetch_one(self.pool())
         .await?;
         if current == wanted && surplus_ports == 0 {

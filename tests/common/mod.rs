@@ -291,20 +291,7 @@ impl TestApp {
 
     /// Registers `username` and returns its session.
     pub async fn register(&self, username: &str) -> Session {
-        let res = self
-            .post(
-                "/api/auth/register",
-                &json!({
-                    "username": username,
-                    "email": format!("{username}@example.com"),
-                    "password": PASSWORD,
-                    "confirm_password": PASSWORD,
-                }),
-                None,
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED, "register {username}");
-        session_from(res.json().await.expect("json"))
+        register_at(&self.client, &self.url(""), username).await
     }
 
     /// Signs `username` in with the test password.
@@ -342,6 +329,23 @@ impl TestApp {
         store.close().await;
         self.login(username).await
     }
+}
+
+/// Registers `username` with the test password on the server at `base`.
+pub async fn register_at(client: &reqwest::Client, base: &str, username: &str) -> Session {
+    let res = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": PASSWORD,
+            "confirm_password": PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::CREATED, "register {username}");
+    session_from(res.json().await.expect("json"))
 }
 
 pub fn session_from(body: Value) -> Session {

@@ -82,7 +82,7 @@ impl LogHub {
                 stdout: true,
                 stderr: true,
                 timestamps: true,
-                since: since.map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX)),
+                since: since.map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
                 tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
                 ..Default::default()
             }),

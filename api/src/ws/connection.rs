@@ -208,15 +208,17 @@ impl Session {
     }
 
     /// Whether the user may still hold this connection: the account still exists and
-    /// is enabled, and (on the admin stream) is still an admin. A store error keeps it
-    /// (the next check decides).
+    /// is enabled, and one that signed in as an admin still is (its subscriptions may
+    /// be to other users' apps, on any stream). A store error keeps it (the next check
+    /// decides).
     async fn still_allowed(&self) -> Result<(), Value> {
         match self.ctx.store.user_by_id(&self.user.id).await {
             Ok(user) if user.disabled => {
                 Err(protocol::error("unauthorized", "account is disabled"))
             }
             Ok(user)
-                if self.kind == Kind::Admin && user.role != longin_store::users::Role::Admin =>
+                if (self.kind == Kind::Admin || self.user.is_admin())
+                    && user.role != longin_store::users::Role::Admin =>
             {
                 Err(protocol::error("forbidden", "the admin role was withdrawn"))
             }
@@ -587,11 +589,13 @@ async fn follow_app(
             let (from_ns, tail, since) = match stopped.get(&docker_id) {
                 // New: its first lines.
                 None => (i64::MIN, DEFAULT_TAIL, None),
-                // Running again after it stopped: from where its follower stopped.
-                Some(&(last_seen, count)) if c.restart_count > count && c.status == "running" => (
+                // Running again after it stopped (its restart count moved: it also
+                // drops when the crash-loop window starts over): from where its
+                // follower stopped, or from its start if it had printed nothing.
+                Some(&(last_seen, count)) if c.restart_count != count && c.status == "running" => (
                     last_seen,
                     MAX_TAIL,
-                    Some(last_seen.div_euclid(1_000_000_000)),
+                    (last_seen > i64::MIN).then(|| last_seen.div_euclid(1_000_000_000)),
                 ),
                 Some(_) => continue,
             };
@@ -609,7 +613,11 @@ async fn follow_app(
                         outbox.clone(),
                     ));
                 }
-                Err(err) => outbox.push_always(protocol::end(&docker_id, &err.to_string())),
+                Err(err) => {
+                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
+                    // Said once: tried again only once it restarts.
+                    stopped.insert(docker_id, (from_ns, c.restart_count));
+                }
             }
         }
     }
