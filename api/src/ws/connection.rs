@@ -558,14 +558,6 @@ async fn follow_app(
                 stopped.insert(docker_id, (last_seen, count));
             }
         }
-        match ctx.store.application_by_id(&app_id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read an application for its log followers");
-                continue;
-            }
-        }
         let containers = match ctx.store.application_containers(&app_id).await {
             Ok(containers) => containers,
             Err(err) => {
@@ -573,6 +565,18 @@ async fn follow_app(
                 continue;
             }
         };
+        // A deleted app has no container rows left; only then is it worth asking
+        // whether the app itself is gone.
+        if containers.is_empty() {
+            match ctx.store.application_by_id(&app_id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read an application for its log followers");
+                    continue;
+                }
+            }
+        }
         let listed: HashSet<String> = containers
             .iter()
             .filter_map(|c| c.docker_id.clone())
