@@ -178,6 +178,13 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// Whether the store is the embedded SQLite file in the data dir (the default).
+    #[must_use]
+    pub fn uses_embedded_database(&self) -> bool {
+        self.effective_database_url()
+            == longin_store::StoreOptions::sqlite_file(&self.data_dir.join("longin.db")).url
+    }
+
     /// The database URL in force: the one given, else SQLite in the data dir.
     #[must_use]
     pub fn effective_database_url(&self) -> String {
@@ -187,13 +194,31 @@ impl StoreArgs {
     }
 }
 
-/// Who may create accounts.
+/// Who may create accounts. Either way the installation's first account may register,
+/// and becomes its admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Registration {
     /// Anyone may register through the API.
     Open,
-    /// Only admins create accounts (`longin admin create-user`).
+    /// After the first account, only admins create accounts (`longin admin
+    /// create-user`).
     Closed,
+}
+
+/// The server-wide image pull policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+}
+
+impl From<PullPolicy> for longin_crds::application::ImagePullPolicy {
+    fn from(policy: PullPolicy) -> Self {
+        match policy {
+            PullPolicy::Always => Self::Always,
+            PullPolicy::IfNotPresent => Self::IfNotPresent,
+        }
+    }
 }
 
 /// Settings of `serve` and `api`.
@@ -221,8 +246,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Whether anyone may register.
-    #[arg(long, env = "LONGIN_REGISTRATION", value_enum, default_value = "open")]
+    /// Whether anyone may register. The first account always may, and becomes the
+    /// admin; `closed` (the default) then refuses everyone else.
+    #[arg(
+        long,
+        env = "LONGIN_REGISTRATION",
+        value_enum,
+        default_value = "closed"
+    )]
     pub registration: Registration,
 
     /// Days to keep the request audit log.
@@ -290,6 +321,35 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_METRICS_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub metrics_retention_days: u32,
 
+    /// When images are pulled for apps that do not say (`spec.imagePullPolicy`):
+    /// `always` checks the registry before every container start, so a user can run
+    /// only images they can pull, never one that happens to be on the engine;
+    /// `if-not-present` uses an engine's copy.
+    #[arg(long, env = "LONGIN_PULL_POLICY", value_enum, default_value = "always")]
+    pub pull_policy: PullPolicy,
+
+    /// Applications one user may have (admins are exempt unless given their own
+    /// quota through `PATCH /api/admin/users/{id}`).
+    #[arg(long, env = "LONGIN_QUOTA_APPS", default_value_t = 20)]
+    pub quota_apps: u64,
+
+    /// Replicas one user's applications may ask for in all.
+    #[arg(long, env = "LONGIN_QUOTA_REPLICAS", default_value_t = 40)]
+    pub quota_replicas: u64,
+
+    /// Memory one user's applications may ask for in all (replicas × limit): `20Gi`, `512Mi`.
+    #[arg(long, env = "LONGIN_QUOTA_MEMORY", default_value = "20Gi", value_parser = parse_memory_quantity)]
+    pub quota_memory: u64,
+
+    /// Seconds a client has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open); a slower one is disconnected.
+    #[arg(long, env = "LONGIN_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub http_header_timeout: Duration,
+
+    /// HTTP connections served at once; more wait in the kernel's accept queue.
+    #[arg(long, env = "LONGIN_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
     /// Bearer token Prometheus must present on /metrics. Without it /metrics is open
     /// to anyone who can reach the server (it names every application).
     #[arg(long, env = "LONGIN_METRICS_TOKEN")]
@@ -297,6 +357,16 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The HTTP server's limits these arguments ask for.
+    #[must_use]
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            header_read_timeout: self.http_header_timeout,
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            ..crate::http::HttpLimits::default()
+        }
+    }
+
     /// The controller settings these arguments ask for.
     #[must_use]
     pub fn controller_config(&self) -> ControllerConfig {
@@ -313,6 +383,7 @@ impl ServeArgs {
             resync: Duration::from_secs(self.resync_seconds),
             metrics_interval: self.metrics_interval,
             engine_timeout: self.engine_timeout,
+            pull_policy: self.pull_policy.into(),
             ..ControllerConfig::default()
         }
     }
@@ -342,6 +413,14 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range: from 1s to 1h"));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// Parses a memory quantity (`16Gi`, `512Mi`, bytes).
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_memory_quantity(s: &str) -> Result<u64, String> {
+    longin_crds::quantity::parse_memory(s).map_err(|e| e.to_string())
 }
 
 /// Parses `FIRST-LAST`, both ports, FIRST ≤ LAST.
@@ -388,6 +467,14 @@ impl ServeArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days) * 86_400),
             metrics_token: self.metrics_token.clone(),
             data_dir: self.store.data_dir.clone(),
+            quotas: longin_api::config::QuotaPolicy {
+                default: longin_store::quotas::Quota {
+                    apps: Some(self.quota_apps),
+                    replicas: Some(self.quota_replicas),
+                    memory_bytes: Some(self.quota_memory),
+                },
+                admins_exempt: true,
+            },
             ..defaults
         }
     }

@@ -4,4 +4,6 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+pub mod data_dir;
+pub mod http;
 pub mod server;

@@ -39,6 +39,9 @@ pub struct Server {
     audit_writer: AuditWriter,
     role: Role,
     controller: ControllerConfig,
+    http_limits: crate::http::HttpLimits,
+    /// Held while the server lives (see [`crate::data_dir`]).
+    _data_dir_lock: Option<crate::data_dir::DataDirLock>,
 }
 
 /// Opens the store (creating the data dir) and applies pending migrations.
@@ -46,8 +49,7 @@ pub struct Server {
 /// # Errors
 /// The data dir cannot be created, the database is unreachable, or a migration fails.
 pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    crate::data_dir::prepare(&args.data_dir)?;
     let options = StoreOptions::new(args.effective_database_url());
     let store = Store::connect(&options)
         .await
@@ -56,6 +58,7 @@ pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
         .migrate()
         .await
         .context("applying database migrations")?;
+    crate::data_dir::restrict_database_files(&args.data_dir)?;
     tracing::info!(backend = store.backend().name(), "store ready");
     Ok(store)
 }
@@ -72,6 +75,24 @@ impl Server {
     ) -> anyhow::Result<Self> {
         config.check_docker = role == Role::All;
         longin_api::prometheus::install();
+        crate::data_dir::prepare(&args.store.data_dir)?;
+        // `serve` owns its data dir; `api` processes may share one beside it.
+        let data_dir_lock = match role {
+            Role::All => crate::data_dir::lock(&args.store.data_dir)?,
+            Role::ApiOnly => None,
+        };
+        let embedded = args.store.uses_embedded_database();
+        if role == Role::All && data_dir_lock.is_none() && embedded {
+            anyhow::bail!(
+                "data dir {} is in use by another longin process (it holds {}); give this one its own --data-dir",
+                args.store.data_dir.display(),
+                crate::data_dir::LOCK_FILE
+            );
+        }
+        let mut controller = args.controller_config();
+        // Nobody else can be acting on an embedded store whose data dir this process
+        // holds: a restart after a crash leads at once.
+        controller.sole_controller = embedded && data_dir_lock.is_some();
         let store = open_store(&args.store).await?;
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;
@@ -124,7 +145,9 @@ impl Server {
             ctx,
             audit_writer,
             role,
-            controller: args.controller_config(),
+            controller,
+            http_limits: args.http_limits(),
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -148,7 +171,7 @@ impl Server {
     /// how each ended.
     ///
     /// # Errors
-    /// The HTTP server failed.
+    /// The bound address cannot be read.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -156,6 +179,8 @@ impl Server {
             audit_writer,
             role,
             controller,
+            http_limits,
+            _data_dir_lock,
         } = self;
         let addr = listener.local_addr().context("reading the bound address")?;
         // Background tasks get their own token so they outlive the HTTP server's drain
@@ -203,15 +228,10 @@ impl Server {
         }
 
         let store = ctx.store.clone();
-        let app = longin_api::app(ctx).into_make_service_with_connect_info::<SocketAddr>();
+        let app = longin_api::app(ctx);
         tracing::info!(%addr, ?role, "longin listening");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
-            .await;
-        match &served {
-            Ok(()) => tracing::info!("http server stopped"),
-            Err(err) => tracing::error!(error = ?err, "http server failed"),
-        }
+        crate::http::serve(listener, app, http_limits, cancel.clone()).await;
+        tracing::info!("http server stopped");
 
         background.cancel();
         while let Some(ended) = tasks.join_next().await {
@@ -221,7 +241,7 @@ impl Server {
             }
         }
         store.close().await;
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

@@ -85,7 +85,13 @@ async fn a_broken_event_stream_is_reconnected_and_missed_events_caught_up() {
     }))
     .unwrap();
     store
-        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .apply_applications(
+            &owner.id,
+            &[doc],
+            ApplyMode::Apply,
+            range,
+            &Default::default(),
+        )
         .await
         .unwrap();
 

@@ -46,7 +46,13 @@ async fn one_controller_leads_and_another_takes_over_when_it_dies() {
     }))
     .unwrap();
     store
-        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .apply_applications(
+            &owner.id,
+            &[doc],
+            ApplyMode::Apply,
+            range,
+            &Default::default(),
+        )
         .await
         .unwrap();
 
@@ -234,7 +240,13 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
     .unwrap();
     let applied = Instant::now();
     store
-        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .apply_applications(
+            &owner.id,
+            &[doc],
+            ApplyMode::Apply,
+            range,
+            &Default::default(),
+        )
         .await
         .unwrap();
     let filter = format!("label=io.longin.instance={instance}");
@@ -260,7 +272,13 @@ async fn a_change_made_by_another_process_reaches_the_controller() {
     .unwrap();
     let changed = Instant::now();
     store
-        .apply_applications(&owner.id, &[doc], ApplyMode::Apply, range)
+        .apply_applications(
+            &owner.id,
+            &[doc],
+            ApplyMode::Apply,
+            range,
+            &Default::default(),
+        )
         .await
         .unwrap();
     eventually(30, "the second replica", || async {

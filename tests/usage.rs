@@ -47,6 +47,7 @@ async fn cycles_are_summed_downsampled_and_pruned() {
                 first: 3100,
                 last: 3110,
             },
+            &Default::default(),
         )
         .await
         .unwrap();

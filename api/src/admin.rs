@@ -56,9 +56,12 @@ struct UserPatch {
     role: Option<String>,
     /// A disabled user cannot sign in, and their tokens stop working at once.
     disabled: Option<bool>,
+    /// The account's own limits, replacing any it had; a `null` figure is the
+    /// server's default.
+    quota: Option<crate::users::QuotaView>,
 }
 
-/// Changes a user's role or disables (enables) the account.
+/// Changes a user's role, disables (enables) the account, or sets its quota.
 #[utoipa::path(
     patch, path = "/api/admin/users/{id}", tag = "admin",
     security(("bearer" = [])),
@@ -97,8 +100,8 @@ async fn update_user(
             id.escape_debug()
         )));
     }
-    if patch.role.is_none() && patch.disabled.is_none() {
-        errors.insert("role".to_owned(), "give role, disabled, or both".to_owned());
+    if patch.role.is_none() && patch.disabled.is_none() && patch.quota.is_none() {
+        errors.insert("role".to_owned(), "give role, disabled or quota".to_owned());
     }
     // An admin locking themselves out would leave nobody to undo it.
     if id == admin.id && (patch.disabled == Some(true) || role == Some(Role::User)) {
@@ -122,6 +125,7 @@ async fn update_user(
             UserChange {
                 role,
                 disabled: patch.disabled,
+                quota: patch.quota.map(Into::into),
             },
         )
         .await
@@ -138,7 +142,7 @@ async fn update_user(
             .await
             .map_err(AppError::internal)?;
     }
-    tracing::info!(admin = %admin.username, user_id = %user.id, role = user.role.as_str(), disabled = user.disabled, "user changed by admin");
+    tracing::info!(admin = %admin.username, user_id = %user.id, role = user.role.as_str(), disabled = user.disabled, quota = ?user.quota, "user changed by admin");
     Ok(axum::Json(UserView::from(&user)))
 }
 

@@ -14,12 +14,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use longin_crds::Application;
-use longin_crds::document::{SyntaxError, parse_json_documents, parse_yaml_documents, to_yaml};
+use longin_crds::document::{
+    DocumentError, SyntaxError, parse_json_documents, parse_yaml_documents, to_yaml,
+};
 use longin_crds::validation::parse_application;
 use longin_store::applications::{
     ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, ContainerRecord, DeploymentRecord,
     Verb,
 };
+
+use longin_store::quotas::Quota;
 
 use crate::audit::RequestAudit;
 use crate::auth::AuthUser;
@@ -137,7 +141,22 @@ impl From<ApplicationError> for AppError {
                     })
                     .collect(),
             ),
+            ApplicationError::Quota(exceeded) => Self::QuotaExceeded(exceeded),
             ApplicationError::Store(store) => Self::internal(store),
+        }
+    }
+}
+
+/// A document that could not be read: malformed (with where), or one that would take
+/// far more memory parsed than its text justifies (`document_too_large`).
+fn unreadable(err: DocumentError, code: &'static str) -> AppError {
+    match err {
+        DocumentError::Syntax(err) => syntax(err, code),
+        too_large @ (DocumentError::TooLarge { .. } | DocumentError::TooDeep { .. }) => {
+            AppError::BadRequest {
+                code: "document_too_large",
+                message: too_large.to_string(),
+            }
         }
     }
 }
@@ -210,9 +229,9 @@ fn documents_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, AppError
     let text =
         std::str::from_utf8(body).map_err(|_| AppError::field("body", "must be UTF-8 text"))?;
     if content_type.starts_with("application/json") {
-        parse_json_documents(text).map_err(|e| syntax(e, "malformed_json"))
+        parse_json_documents(text).map_err(|e| unreadable(e, "malformed_json"))
     } else if content_type.contains("yaml") {
-        parse_yaml_documents(text).map_err(|e| syntax(e, "malformed_yaml"))
+        parse_yaml_documents(text).map_err(|e| unreadable(e, "malformed_yaml"))
     } else {
         Err(AppError::UnsupportedMediaType(
             "expected content-type application/yaml or application/json".to_owned(),
@@ -263,7 +282,13 @@ async fn apply(
     let apps = parse_all(&documents_of(&headers, &body)?)?;
     let applied = ctx
         .store
-        .apply_applications(&owner, &apps, ApplyMode::Apply, ctx.config.port_range)
+        .apply_applications(
+            &owner,
+            &apps,
+            ApplyMode::Apply,
+            ctx.config.port_range,
+            &quota_of(&ctx, &owner).await?,
+        )
         .await?;
     for a in &applied {
         if a.action != ApplyAction::Unchanged {
@@ -326,7 +351,13 @@ async fn create(
     let apps = parse_all(&[document])?;
     let applied = ctx
         .store
-        .apply_applications(&owner, &apps, ApplyMode::CreateOnly, ctx.config.port_range)
+        .apply_applications(
+            &owner,
+            &apps,
+            ApplyMode::CreateOnly,
+            ctx.config.port_range,
+            &quota_of(&ctx, &owner).await?,
+        )
         .await?;
     let record = &applied
         .first()
@@ -462,6 +493,13 @@ async fn delete(
         .into_response())
 }
 
+/// The quota of the owner an apply writes for: the owner's own figures where an admin
+/// set them, else the server's defaults; admins have none unless set.
+async fn quota_of(ctx: &ApiContext, owner_id: &str) -> Result<Quota, AppError> {
+    let owner = ctx.store.user_by_id(owner_id).await?;
+    Ok(ctx.config.quotas.for_user(&owner))
+}
+
 async fn verb(
     ctx: &ApiContext,
     user: &AuthUser,
@@ -474,7 +512,13 @@ async fn verb(
     let record = find(ctx, user, owner, name, audit).await?;
     let updated = ctx
         .store
-        .apply_verb(&record.owner_id, name, verb, ctx.config.port_range)
+        .apply_verb(
+            &record.owner_id,
+            name,
+            verb,
+            ctx.config.port_range,
+            &quota_of(ctx, &record.owner_id).await?,
+        )
         .await?;
     tracing::info!(app = %name, owner = %updated.owner_username, ?verb, generation = updated.generation, "application verb");
     respond(StatusCode::OK, headers, &updated.to_resource())

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use longin_store::applications::PortRange;
+use longin_store::quotas::Quota;
+use longin_store::users::{Role, UserRecord};
 
 use crate::auth::limiter::Limit;
 
@@ -46,6 +48,47 @@ pub struct ApiConfig {
     /// How often a WebSocket connection pings its client and re-checks that the user
     /// may still hold it (disabled, demoted); three silent periods close it.
     pub ws_keepalive: Duration,
+    /// What each user's applications may ask for.
+    pub quotas: QuotaPolicy,
+}
+
+/// The server's quotas: defaults for every user, an admin's figures for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaPolicy {
+    /// Limits of a user an admin set none for.
+    pub default: Quota,
+    /// Whether admins without figures of their own are limited by nothing.
+    pub admins_exempt: bool,
+}
+
+impl Default for QuotaPolicy {
+    fn default() -> Self {
+        Self {
+            default: Quota {
+                apps: Some(20),
+                replicas: Some(40),
+                memory_bytes: Some(20 << 30),
+            },
+            admins_exempt: true,
+        }
+    }
+}
+
+impl QuotaPolicy {
+    /// The limits that hold for `user`: each of the user's own figures, else the
+    /// default's; an admin with none of their own is exempt when admins are.
+    #[must_use]
+    pub fn for_user(&self, user: &UserRecord) -> Quota {
+        let own = user.quota;
+        if self.admins_exempt && user.role == Role::Admin && own == Quota::default() {
+            return Quota::default();
+        }
+        Quota {
+            apps: own.apps.or(self.default.apps),
+            replicas: own.replicas.or(self.default.replicas),
+            memory_bytes: own.memory_bytes.or(self.default.memory_bytes),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -75,6 +118,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             data_dir: std::path::PathBuf::from("."),
             ws_keepalive: Duration::from_secs(30),
+            quotas: QuotaPolicy::default(),
         }
     }
 }

@@ -48,6 +48,9 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A per-user quota would be passed; nothing was written.
+    #[error("{0}")]
+    QuotaExceeded(longin_store::quotas::QuotaExceeded),
     /// Anything the client could not have caused. Its details are logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -73,6 +76,18 @@ pub struct ErrorDetail {
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// The quota a refused write would pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaFigures>,
+}
+
+/// Which quota, its limit, and what the write would have made of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaFigures {
+    /// `apps`, `replicas` or `memory` (bytes).
+    pub resource: String,
+    pub limit: u64,
+    pub requested: u64,
 }
 
 impl AppError {
@@ -103,6 +118,7 @@ impl AppError {
             }
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -123,6 +139,14 @@ impl IntoResponse for AppError {
             Self::Syntax { line, column, .. } => (*line, *column),
             _ => (None, None),
         };
+        let quota = match &self {
+            Self::QuotaExceeded(q) => Some(QuotaFigures {
+                resource: q.resource.to_owned(),
+                limit: q.limit,
+                requested: q.requested,
+            }),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),
@@ -130,6 +154,7 @@ impl IntoResponse for AppError {
                 fields,
                 line,
                 column,
+                quota,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

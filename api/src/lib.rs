@@ -101,7 +101,18 @@ pub fn app(ctx: ApiContext) -> Router {
         ))
         .layer(DefaultBodyLimit::max(ctx.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::map_response(no_sniff))
         .with_state(ctx)
+}
+
+/// Every answer says its content type is the one to trust: a browser never sniffs a
+/// log line or an error body into HTML or script.
+async fn no_sniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// A panic in a handler is a bug; the client still gets the JSON error shape.

@@ -32,7 +32,13 @@ static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<&'static PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
+            // Counters idle for an hour are dropped: the one labelled by application
+            // (restarts) would otherwise keep a series for every app ever deleted.
             let builder = PrometheusBuilder::new()
+                .idle_timeout(
+                    metrics_util::MetricKindMask::COUNTER,
+                    Some(std::time::Duration::from_secs(3600)),
+                )
                 .set_buckets_for_metric(
                     Matcher::Suffix("_duration_seconds".to_owned()),
                     DURATION_BUCKETS,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use longin_store::quotas::Quota;
 use longin_store::users::{Role, UserRecord};
 
 /// A user as the API returns it.
@@ -17,6 +18,41 @@ pub struct UserView {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
+    /// Limits an admin set for this account (`null`: the server's default).
+    pub quota: QuotaView,
+}
+
+/// A user's own limits; each `null` is the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaView {
+    #[schema(minimum = 0)]
+    pub apps: Option<u64>,
+    #[schema(minimum = 0)]
+    pub replicas: Option<u64>,
+    /// Sum over the user's apps of replicas × memory limit, in bytes.
+    #[schema(minimum = 0)]
+    pub memory_bytes: Option<u64>,
+}
+
+impl From<QuotaView> for Quota {
+    fn from(q: QuotaView) -> Self {
+        Self {
+            apps: q.apps,
+            replicas: q.replicas,
+            memory_bytes: q.memory_bytes,
+        }
+    }
+}
+
+impl From<Quota> for QuotaView {
+    fn from(q: Quota) -> Self {
+        Self {
+            apps: q.apps,
+            replicas: q.replicas,
+            memory_bytes: q.memory_bytes,
+        }
+    }
 }
 
 /// Milliseconds since the epoch as a UTC time.
@@ -35,6 +71,7 @@ impl From<&UserRecord> for UserView {
             disabled: user.disabled,
             created_at: time_from_ms(user.created_at),
             last_login: user.last_login.map(time_from_ms),
+            quota: user.quota.into(),
         }
     }
 }

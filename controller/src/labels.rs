@@ -14,6 +14,10 @@ pub const MANAGED_BY_VALUE: &str = "longin";
 /// own instance's containers, so two installations (or parallel tests) on one engine
 /// never take each other's containers for orphans.
 pub const INSTANCE: &str = "io.longin.instance";
+/// The installation's generated id (kept in its store): unlike the instance name,
+/// which two installations may share by mistake (both left at the default), it is
+/// unique, so a controller never removes another installation's containers.
+pub const INSTALLATION: &str = "io.longin.installation";
 pub const APP_UID: &str = "io.longin.app-uid";
 pub const APP_NAME: &str = "io.longin.app-name";
 pub const OWNER: &str = "io.longin.owner";
@@ -44,6 +48,7 @@ pub fn spec_hash(
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaIdentity<'a> {
     pub instance: &'a str,
+    pub installation: &'a str,
     pub app_uid: &'a str,
     pub app_name: &'a str,
     pub owner: &'a str,
@@ -59,6 +64,7 @@ pub fn container_labels(who: &ReplicaIdentity<'_>) -> HashMap<String, String> {
     HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (INSTANCE.to_owned(), who.instance.to_owned()),
+        (INSTALLATION.to_owned(), who.installation.to_owned()),
         (APP_UID.to_owned(), who.app_uid.to_owned()),
         (APP_NAME.to_owned(), who.app_name.to_owned()),
         (OWNER.to_owned(), who.owner.to_owned()),

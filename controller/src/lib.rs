@@ -68,7 +68,15 @@ pub async fn run(store: Store, bus: Bus, config: ControllerConfig, cancel: Cance
         metrics::gauge!("longin_controller_leader").set(0.0);
         // Wait for the lease.
         loop {
-            match store.try_acquire_lease(&lease, &holder, LEASE_TTL).await {
+            let acquired = if config.sole_controller {
+                store
+                    .take_lease(&lease, &holder, LEASE_TTL)
+                    .await
+                    .map(|()| true)
+            } else {
+                store.try_acquire_lease(&lease, &holder, LEASE_TTL).await
+            };
+            match acquired {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(err) => {
@@ -138,11 +146,29 @@ async fn renew(store: Store, lease: String, holder: String, leading: Cancellatio
 }
 
 /// Connects to Docker (retrying while it is down), then reconciles until `cancel`.
-async fn run_engine(store: Store, bus: Bus, config: ControllerConfig, cancel: CancellationToken) {
+async fn run_engine(
+    store: Store,
+    bus: Bus,
+    mut config: ControllerConfig,
+    cancel: CancellationToken,
+) {
     let mut wait = Duration::from_millis(500);
+    config.installation = loop {
+        match store.installation_id().await {
+            Ok(id) => break id,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the installation id; controller waiting");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
     let runtime = loop {
         match DockerRuntime::connect(&config.instance, config.engine_timeout).await {
-            Ok(runtime) => break runtime,
+            Ok(runtime) => break runtime.with_installation(&config.installation),
             Err(err) => {
                 tracing::error!(error = %err, retry_in_s = wait.as_secs_f64(), "Docker engine unreachable; controller waiting");
                 tokio::select! {
@@ -153,7 +179,39 @@ async fn run_engine(store: Store, bus: Bus, config: ControllerConfig, cancel: Ca
             }
         }
     };
+    replace_unlabelled(&store, &runtime).await;
     run_with(store, runtime, bus, config, cancel).await;
+}
+
+/// Containers made before installations had ids carry no installation label, so the
+/// controller no longer sees them. Those of this installation's apps are removed (the
+/// reconcile recreates them, labelled, on the same ports); any other is left alone: it
+/// may be another installation's.
+async fn replace_unlabelled(store: &Store, runtime: &DockerRuntime) {
+    let unlabelled = match runtime.unlabelled_containers().await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot list containers without an installation label");
+            return;
+        }
+    };
+    for (app_uid, id) in unlabelled {
+        match store.application_by_id(&app_uid).await {
+            Ok(Some(app)) => {
+                tracing::warn!(app = %app.name, container = %id, "replacing a container made before installation ids");
+                if let Err(err) = runtime
+                    .stop_and_remove(&id, app.spec.termination_grace_period_seconds)
+                    .await
+                {
+                    tracing::warn!(error = %err, container = %id, "could not remove an unlabelled container");
+                }
+            }
+            Ok(None) => {
+                tracing::info!(container = %id, "leaving alone a container of another installation");
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot read an application"),
+        }
+    }
 }
 
 /// Runs the controller on an engine connection until `cancel` fires.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use longin_crds::application::ApplicationSpec;
+use longin_crds::application::{ApplicationSpec, ImagePullPolicy};
 use longin_crds::quantity::{parse_cpu, parse_memory};
 use longin_store::Store;
 use longin_store::applications::ApplicationRecord;
@@ -49,6 +49,9 @@ impl From<longin_store::applications::ApplicationError> for ReconcileError {
 pub struct ControllerConfig {
     /// Which installation this is (labels its containers; see `labels::INSTANCE`).
     pub instance: String,
+    /// The installation's generated id (`labels::INSTALLATION`); read from the store
+    /// when the controller starts.
+    pub installation: String,
     /// Host address the replicas' ports are published on.
     pub bind_address: String,
     /// How often every application is reconciled even without events.
@@ -64,12 +67,19 @@ pub struct ControllerConfig {
     pub restart_limit: RestartLimit,
     /// How long one engine call may take (a stop: plus the grace period).
     pub engine_timeout: Duration,
+    /// When images are pulled, unless an app says otherwise (`imagePullPolicy`).
+    pub pull_policy: ImagePullPolicy,
+    /// This process alone can act on the store (it holds its data dir's lock and the
+    /// store is SQLite inside it): it takes the leader lease at once instead of waiting
+    /// for a dead predecessor's to expire.
+    pub sole_controller: bool,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             instance: "longin".to_owned(),
+            installation: String::new(),
             bind_address: "0.0.0.0".to_owned(),
             resync: Duration::from_secs(30),
             concurrency: 8,
@@ -78,6 +88,10 @@ impl Default for ControllerConfig {
             metrics_interval: Duration::from_secs(30),
             restart_limit: RestartLimit::default(),
             engine_timeout: crate::runtime::DEFAULT_ENGINE_TIMEOUT,
+            // As Kubernetes' AlwaysPullImages admission: on a shared engine, a copy
+            // someone else pulled must not let a user run an image they cannot pull.
+            pull_policy: ImagePullPolicy::Always,
+            sole_controller: false,
         }
     }
 }
@@ -155,6 +169,7 @@ fn container_plan(
             .collect(),
         labels: labels::container_labels(&labels::ReplicaIdentity {
             instance: &config.instance,
+            installation: &config.installation,
             app_uid: &app.id,
             app_name: &app.name,
             owner: &app.owner_username,
@@ -286,7 +301,14 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let grace = app.spec.termination_grace_period_seconds;
 
     if steps.iter().any(|s| matches!(s, Step::Create { .. }))
-        && let Err(err) = ctx.runtime.ensure_image(&app.spec.image, &ctx.cancel).await
+        && let Err(err) = ctx
+            .runtime
+            .ensure_image(
+                &app.spec.image,
+                app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy),
+                &ctx.cancel,
+            )
+            .await
     {
         if let RuntimeError::Pull { message, .. } = &err {
             facts.pull_error = Some(message.clone());

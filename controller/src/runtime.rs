@@ -15,6 +15,7 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
+use longin_crds::application::ImagePullPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::labels;
@@ -90,6 +91,9 @@ pub const DEFAULT_ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct DockerRuntime {
     docker: Docker,
     instance: String,
+    /// Empty until [`DockerRuntime::with_installation`]: then every listing is limited
+    /// to that installation's containers.
+    installation: String,
     timeout: Duration,
 }
 
@@ -110,8 +114,16 @@ impl DockerRuntime {
         Ok(Self {
             docker,
             instance: instance.to_owned(),
+            installation: String::new(),
             timeout,
         })
+    }
+
+    /// This runtime, managing only the containers of installation `id`.
+    #[must_use]
+    pub fn with_installation(mut self, id: &str) -> Self {
+        id.clone_into(&mut self.installation);
+        self
     }
 
     /// The installation whose containers this runtime manages.
@@ -120,13 +132,17 @@ impl DockerRuntime {
         &self.instance
     }
 
-    /// The label filters that select this instance's managed containers.
+    /// The label filters that select this installation's managed containers.
     #[must_use]
     pub fn managed_filter(&self) -> Vec<String> {
-        vec![
+        let mut filter = vec![
             format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
             format!("{}={}", labels::INSTANCE, self.instance),
-        ]
+        ];
+        if !self.installation.is_empty() {
+            filter.push(format!("{}={}", labels::INSTALLATION, self.installation));
+        }
+        filter
     }
 
     /// Whether the engine answers.
@@ -152,6 +168,30 @@ impl DockerRuntime {
         self.list(self.managed_filter()).await
     }
 
+    /// Containers of this instance made before installations had ids (no
+    /// installation label), with their app uids.
+    ///
+    /// # Errors
+    /// The engine fails.
+    pub async fn unlabelled_containers(&self) -> Result<Vec<(String, String)>, RuntimeError> {
+        let instance = vec![
+            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            format!("{}={}", labels::INSTANCE, self.instance),
+        ];
+        Ok(self
+            .summaries(instance)
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                let labels = s.labels?;
+                if labels.contains_key(labels::INSTALLATION) {
+                    return None;
+                }
+                Some((labels.get(labels::APP_UID)?.clone(), s.id?))
+            })
+            .collect())
+    }
+
     /// The managed containers of one application (the engine filters by label, so a
     /// reconcile does not parse every other app's containers).
     ///
@@ -168,17 +208,24 @@ impl DockerRuntime {
             .collect())
     }
 
-    async fn list(&self, labels: Vec<String>) -> Result<Vec<(String, Observed)>, RuntimeError> {
+    /// Every container, running or not, carrying all of `labels`.
+    async fn summaries(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, RuntimeError> {
         let filters = HashMap::from([("label".to_owned(), labels)]);
-        let summaries = self
-            .docker
+        self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
                 filters: Some(filters),
                 ..Default::default()
             }))
             .await
-            .map_err(engine("list containers"))?;
+            .map_err(engine("list containers"))
+    }
+
+    async fn list(&self, labels: Vec<String>) -> Result<Vec<(String, Observed)>, RuntimeError> {
+        let summaries = self.summaries(labels).await?;
         let mut out = Vec::with_capacity(summaries.len());
         for s in summaries {
             let (Some(id), Some(l)) = (s.id, s.labels) else {
@@ -231,18 +278,21 @@ impl DockerRuntime {
             .unwrap_or(-1)
     }
 
-    /// Pulls the image unless the engine has it. A pull can take long; `cancel` cuts it
-    /// short (closing the request makes the engine abandon it), so that a stopping
-    /// controller does not wait for it.
+    /// Pulls the image: always under [`ImagePullPolicy::Always`] (for an image the
+    /// engine has, the registry only confirms its manifest), else unless the engine
+    /// has it. A pull can take long; `cancel` cuts it short (closing the request makes
+    /// the engine abandon it), so that a stopping controller does not wait for it.
     ///
     /// # Errors
     /// [`RuntimeError::Pull`] with the engine's message; [`RuntimeError::PullCancelled`].
     pub async fn ensure_image(
         &self,
         image: &str,
+        policy: ImagePullPolicy,
         cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
-        if self.docker.inspect_image(image).await.is_ok() {
+        if policy == ImagePullPolicy::IfNotPresent && self.docker.inspect_image(image).await.is_ok()
+        {
             return Ok(false);
         }
         let reference =
@@ -336,11 +386,17 @@ impl DockerRuntime {
                 memory: Some(plan.memory_bytes),
                 // No swap beyond the memory limit: the limit means what it says.
                 memory_swap: Some(plan.memory_bytes),
-                // CPU is a share (weight), as the resource promises ("1" = 1024), not a
-                // hard quota: an idle host lends its cores to a busy app.
+                // CPU is both a weight under contention ("1" = 1024 shares) and a hard
+                // cap (CFS quota through NanoCpus): an app never takes more cores than
+                // it asked for, however idle the host.
                 cpu_shares: Some(
                     i64::try_from(longin_crds::quantity::cpu_shares(plan.cpu_millis))
                         .unwrap_or(1024),
+                ),
+                nano_cpus: Some(
+                    i64::try_from(plan.cpu_millis)
+                        .unwrap_or(i64::MAX / 1_000_000)
+                        .saturating_mul(1_000_000),
                 ),
                 port_bindings: Some(HashMap::from([(
                     port_key,

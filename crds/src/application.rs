@@ -63,6 +63,11 @@ pub struct ObjectMeta {
 pub struct ApplicationSpec {
     /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`.
     pub image: String,
+    /// When the image is pulled: `Always` (every container start checks the registry,
+    /// so only someone who may pull an image can run it) or `IfNotPresent` (a copy
+    /// already on the engine is used). Default: the server's `--pull-policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
     /// Replaces the image's entrypoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
@@ -84,8 +89,9 @@ pub struct ApplicationSpec {
     pub health_check: Option<HealthCheck>,
     #[serde(default)]
     pub restart_policy: RestartPolicy,
-    /// Seconds between SIGTERM and SIGKILL when a replica stops.
+    /// Seconds between SIGTERM and SIGKILL when a replica stops (at most 300).
     #[serde(default = "default_grace_period")]
+    #[schemars(range(max = 300))]
     pub termination_grace_period_seconds: u32,
 }
 
@@ -95,6 +101,15 @@ fn default_replicas() -> u32 {
 
 fn default_grace_period() -> u32 {
     10
+}
+
+/// When an image is pulled before a container starts (as Kubernetes' field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Always ask the registry; an unchanged image costs a manifest check.
+    Always,
+    /// Use a copy the engine already has.
+    IfNotPresent,
 }
 
 /// An environment variable of every replica.
@@ -310,6 +325,7 @@ mod tests {
     fn spec_with_env(env: Vec<EnvVar>) -> ApplicationSpec {
         ApplicationSpec {
             image: "busybox".to_owned(),
+            image_pull_policy: None,
             command: vec![],
             args: vec![],
             env,

@@ -146,6 +146,30 @@ impl ImageRef {
     }
 }
 
+impl ImageRef {
+    /// Refuses a reference the engine would resolve as an image ID (or an ID's
+    /// prefix) rather than a name: an ID names whatever image happens to be on the
+    /// engine — another user's, or one the operator built — and skips every pull.
+    ///
+    /// # Errors
+    /// The reference is a bare hex name, or `sha256:<hex>`.
+    pub fn check_not_an_id(self) -> Result<Self, ImageRefError> {
+        let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let bare = self.registry.is_none() && !self.repository.contains('/');
+        if bare && self.tag.is_none() && self.digest.is_none() && is_hex(&self.repository) {
+            return Err(ImageRefError(
+                "looks like an image ID; name the image by repository and tag or digest",
+            ));
+        }
+        if bare && self.repository == "sha256" && self.tag.as_deref().is_some_and(is_hex) {
+            return Err(ImageRefError(
+                "is an image ID; name the image by repository and tag or digest",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +187,30 @@ mod tests {
         assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
         assert!(ImageRef::parse("ghcr.io/org/my_app-2:v1.2.3-rc.1").is_ok());
         assert!(ImageRef::parse("registry:5000/x").is_ok());
+    }
+
+    #[test]
+    fn image_ids_and_their_prefixes_are_refused() {
+        let id = "4f1e2d3c5b6a".to_owned();
+        for bad in [
+            id.clone(),
+            format!("sha256:{id}"),
+            format!("sha256:{}", "a".repeat(64)),
+            "abc123".to_owned(),
+        ] {
+            let checked = ImageRef::parse(&bad).and_then(ImageRef::check_not_an_id);
+            assert!(checked.is_err(), "{bad:?}");
+        }
+        for good in [
+            "busybox",
+            "abc123:1.0",
+            "127.0.0.1:5000/abc123",
+            "library/abc123",
+            "sha256-tools:1",
+        ] {
+            let checked = ImageRef::parse(good).and_then(ImageRef::check_not_an_id);
+            assert!(checked.is_ok(), "{good:?}");
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 /// More than any host Longin runs on will have; catches unit mistakes (`1000` for `1000m`).
 pub const MAX_CPU_MILLICORES: u64 = 256_000;
 const MAX_SECONDS: i64 = 3600;
+/// A stop may hold the app's replicas this long at most (the controller waits for it
+/// off its workers, but deletions and rollouts of the app wait for it too).
+pub const MAX_GRACE_SECONDS: i64 = 300;
 const MAX_ARGS: usize = 256;
 const MAX_ENV: usize = 256;
 
@@ -352,6 +355,7 @@ fn check_metadata(c: &mut Checker, value: &Value) {
 fn check_spec(c: &mut Checker, value: &Value) {
     let known = [
         "image",
+        "imagePullPolicy",
         "command",
         "args",
         "env",
@@ -368,9 +372,17 @@ fn check_spec(c: &mut Checker, value: &Value) {
     if let Some(image) = c
         .required(spec, "spec", "image")
         .and_then(|v| c.string(v, "spec.image"))
-        && let Err(err) = ImageRef::parse(image)
+        && let Err(err) = ImageRef::parse(image).and_then(|r| r.check_not_an_id())
     {
         c.error("spec.image", err.to_string());
+    }
+    if let Some(policy) = spec.get("imagePullPolicy").filter(|v| !v.is_null())
+        && !matches!(policy.as_str(), Some("Always" | "IfNotPresent"))
+    {
+        c.error(
+            "spec.imagePullPolicy",
+            "must be one of Always, IfNotPresent".to_owned(),
+        );
     }
     c.string_list(spec, "spec", "command");
     c.string_list(spec, "spec", "args");
@@ -386,7 +398,7 @@ fn check_spec(c: &mut Checker, value: &Value) {
         "spec",
         "terminationGracePeriodSeconds",
         0,
-        MAX_SECONDS,
+        MAX_GRACE_SECONDS,
     );
     if let Some(resources) = spec.get("resources").filter(|v| !v.is_null()) {
         check_resources(c, resources);

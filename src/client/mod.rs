@@ -68,10 +68,17 @@ impl ApiClient {
     /// # Errors
     /// Nobody is logged in.
     pub fn from_saved(server: Option<&str>) -> anyhow::Result<Self> {
-        let mut credentials = credentials::load()?
+        let credentials = credentials::load()?
             .context("not logged in; run `longin login --server URL --username NAME`")?;
-        if let Some(server) = server {
-            credentials.server = server.trim_end_matches('/').to_owned();
+        // Tokens go only to the server that issued them: another server (a typo, a
+        // hostile one) would otherwise receive a working refresh token.
+        if let Some(server) = server.map(|s| s.trim_end_matches('/'))
+            && server != credentials.server
+        {
+            bail!(
+                "the saved session is for {}, not {server}; run `longin login --server {server} --username NAME` first",
+                credentials.server
+            );
         }
         Ok(Self {
             http: http_client()?,

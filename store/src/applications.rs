@@ -16,6 +16,7 @@ use longin_crds::application::{
 };
 use longin_crds::{API_VERSION, Application};
 
+use crate::quotas::Quota;
 use crate::time::rfc3339;
 use crate::{Store, StoreError, now_ms};
 
@@ -125,6 +126,8 @@ pub enum ApplicationError {
     },
     #[error("secret variable(s) {vars:?} of application {name} need a value")]
     MissingSecrets { name: String, vars: Vec<String> },
+    #[error(transparent)]
+    Quota(#[from] crate::quotas::QuotaExceeded),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -509,9 +512,11 @@ impl Store {
         documents: &[Application],
         mode: ApplyMode,
         range: PortRange,
+        quota: &Quota,
     ) -> Result<Vec<Applied>, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
+        let before = crate::quotas::usage(&mut tx, owner_id).await?;
         let mut applied = Vec::with_capacity(documents.len());
         for doc in documents {
             let name = &doc.metadata.name;
@@ -572,6 +577,7 @@ impl Store {
             .await?;
             applied.push(Applied { action, record });
         }
+        quota.check(before, crate::quotas::usage(&mut tx, owner_id).await?)?;
         tx.commit().await?;
         for a in applied
             .iter()
@@ -593,9 +599,11 @@ impl Store {
         name: &str,
         verb: Verb,
         range: PortRange,
+        quota: &Quota,
     ) -> Result<ApplicationRecord, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
+        let before = crate::quotas::usage(&mut tx, owner_id).await?;
         let existing = find_existing(&mut tx, owner_id, name).await?;
         if existing.deletion_timestamp.is_some() {
             return Err(ApplicationError::Terminating {
@@ -642,6 +650,7 @@ impl Store {
             trigger,
         )
         .await?;
+        quota.check(before, crate::quotas::usage(&mut tx, owner_id).await?)?;
         tx.commit().await?;
         self.announce(&record.id).await;
         Ok(record)

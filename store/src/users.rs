@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::quotas::Quota;
 use crate::{Store, StoreError, now_ms};
 
 /// What a user may do: an admin sees and manages everything, a user only their own.
@@ -46,6 +47,8 @@ pub struct UserRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login: Option<i64>,
+    /// Limits an admin set for this account; each `None` is the server's default.
+    pub quota: Quota,
 }
 
 /// The fields of a new account.
@@ -57,15 +60,34 @@ pub struct NewUser<'a> {
     pub role: Role,
 }
 
+/// What a registration came to.
+#[derive(Debug, Clone)]
+pub enum Registration {
+    Created(UserRecord),
+    /// Registration is closed and the installation already has accounts.
+    Closed,
+}
+
 /// A change an admin makes to an account; `None` leaves a field as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UserChange {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// Replaces the account's own limits (each `None`: back to the default).
+    pub quota: Option<Quota>,
 }
 
-const COLUMNS: &str =
-    "id, username, email, password_hash, role, disabled, created_at, updated_at, last_login";
+const COLUMNS: &str = "id, username, email, password_hash, role, disabled, created_at, updated_at, last_login, \
+    quota_apps, quota_replicas, quota_memory_bytes";
+
+fn quota_column(row: &AnyRow, column: &str) -> Result<Option<u64>, StoreError> {
+    let value: Option<i64> = row.try_get(column)?;
+    Ok(value.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn to_column(value: Option<u64>) -> Option<i64> {
+    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
 
 fn from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let role: String = row.try_get("role")?;
@@ -79,6 +101,11 @@ fn from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_login: row.try_get("last_login")?,
+        quota: Quota {
+            apps: quota_column(row, "quota_apps")?,
+            replicas: quota_column(row, "quota_replicas")?,
+            memory_bytes: quota_column(row, "quota_memory_bytes")?,
+        },
     })
 }
 
@@ -105,6 +132,58 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         from_row(&row)
+    }
+
+    /// Creates an account through registration: the first account of an installation
+    /// becomes its admin (as self-hosted panels do, so a fresh install is claimed by
+    /// whoever sets it up); later ones are users, or refused with
+    /// [`Registration::Closed`] when `open` is false. `new.role` is ignored.
+    ///
+    /// # Errors
+    /// As [`Store::create_user`]. The count and the insert run under the application
+    /// write lock, so two concurrent first registrations cannot both become admin.
+    pub async fn register_user(
+        &self,
+        new: &NewUser<'_>,
+        open: bool,
+    ) -> Result<Registration, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        crate::applications::lock(&mut tx).await?;
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?;
+        let role = match (users, open) {
+            (0, _) => Role::Admin,
+            (_, true) => Role::User,
+            (_, false) => return Ok(Registration::Closed),
+        };
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, password_hash, role, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $6) RETURNING {COLUMNS}"
+        ))
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(new.username)
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let user = from_row(&row)?;
+        tx.commit().await?;
+        Ok(Registration::Created(user))
+    }
+
+    /// Whether any account exists (registration is open to the first one).
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM users LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
     }
 
     /// The user with this id.
@@ -172,14 +251,22 @@ impl Store {
         id: &str,
         change: UserChange,
     ) -> Result<UserRecord, StoreError> {
+        let quota = change.quota.unwrap_or_default();
         let row = sqlx::query(&format!(
-            "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), updated_at = $3
+            "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), updated_at = $3,
+                 quota_apps = CASE WHEN $5 = 1 THEN $6 ELSE quota_apps END,
+                 quota_replicas = CASE WHEN $5 = 1 THEN $7 ELSE quota_replicas END,
+                 quota_memory_bytes = CASE WHEN $5 = 1 THEN $8 ELSE quota_memory_bytes END
              WHERE id = $4 RETURNING {COLUMNS}"
         ))
         .bind(change.role.map(Role::as_str))
         .bind(change.disabled.map(i64::from))
         .bind(now_ms())
         .bind(id)
+        .bind(i64::from(change.quota.is_some()))
+        .bind(to_column(quota.apps))
+        .bind(to_column(quota.replicas))
+        .bind(to_column(quota.memory_bytes))
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;

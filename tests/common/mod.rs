@@ -129,6 +129,21 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ApiConfig)) -> TestApp {
     spawn(configure, |_| {}, Role::ApiOnly).await
 }
 
+/// The account the harness creates first in every fresh database, as an operator
+/// claims a new installation, so that the accounts tests register are plain users
+/// (the first account registered would be the admin).
+pub const HARNESS_ADMIN: &str = "harness-admin";
+
+/// Starts the API alone with server settings `configure_args` may adjust.
+pub async fn spawn_app_with_args(configure_args: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn(|_| {}, configure_args, Role::ApiOnly).await
+}
+
+/// Starts the API alone with no account at all: the first registration claims it.
+pub async fn spawn_unclaimed_app(configure_args: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn_inner(|_| {}, configure_args, Role::ApiOnly, false).await
+}
+
 /// Starts API and controller (`longin serve`) on the real Docker engine, as a
 /// separate instance (its own container label) with its own 40-port range, so tests
 /// running in parallel never touch each other's containers or ports.
@@ -165,6 +180,15 @@ async fn spawn(
     configure: impl FnOnce(&mut ApiConfig),
     configure_args: impl FnOnce(&mut ServeArgs),
     role: Role,
+) -> TestApp {
+    spawn_inner(configure, configure_args, role, true).await
+}
+
+async fn spawn_inner(
+    configure: impl FnOnce(&mut ApiConfig),
+    configure_args: impl FnOnce(&mut ServeArgs),
+    role: Role,
+    claimed: bool,
 ) -> TestApp {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("tempdir");
@@ -211,6 +235,12 @@ async fn spawn(
         engine_timeout: Duration::from_secs(120),
         metrics_retention_days: 7,
         metrics_token: None,
+        http_header_timeout: Duration::from_secs(10),
+        pull_policy: longin::cli::PullPolicy::Always,
+        quota_apps: 20,
+        quota_replicas: 40,
+        quota_memory: 20 << 30,
+        max_connections: 4096,
     };
     configure_args(&mut args);
     let mut config = args.api_config();
@@ -220,6 +250,18 @@ async fn spawn(
         .await
         .expect("build server");
     let addr = server.local_addr().expect("addr");
+    let store = &server.context().store;
+    if claimed && !store.has_users().await.unwrap() {
+        store
+            .create_user(&longin_store::users::NewUser {
+                username: HARNESS_ADMIN,
+                email: "harness-admin@example.com",
+                password_hash: "x",
+                role: longin_store::users::Role::Admin,
+            })
+            .await
+            .unwrap();
+    }
     let cancel = CancellationToken::new();
     let handle = tokio::spawn(server.run(cancel.clone()));
     TestApp {

@@ -31,13 +31,15 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(me))
 }
 
-/// Creates an account and signs it in.
+/// Creates an account and signs it in. The installation's first account is its admin;
+/// after it, registration is closed unless the server runs with `--registration open`.
 #[utoipa::path(
     post, path = "/api/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created and signed in", body = TokenResponse),
         (status = 400, description = "Invalid fields, each listed", body = ErrorBody),
+        (status = 403, description = "Registration is closed", body = ErrorBody),
         (status = 409, description = "Username or email taken", body = ErrorBody),
     )
 )]
@@ -46,10 +48,11 @@ async fn register(
     headers: HeaderMap,
     AppJson(form): AppJson<RegisterRequest>,
 ) -> Result<Response, AppError> {
-    if !ctx.config.open_registration {
-        return Err(AppError::Forbidden(
-            "registration is closed; ask an admin for an account".to_owned(),
-        ));
+    let open = ctx.config.open_registration;
+    // Closed registration still admits the installation's first account; this early
+    // check spares a hash for everyone after it (the store decides again, atomically).
+    if !open && ctx.store.has_users().await? {
+        return Err(registration_closed());
     }
     let registration = registration::validate(form).map_err(AppError::Validation)?;
     // The unique constraints decide; this early check only spares a hash for the
@@ -67,19 +70,61 @@ async fn register(
         .hash(&registration.password)
         .await
         .map_err(AppError::internal)?;
-    let user = ctx
+    let registered = ctx
         .store
-        .create_user(&NewUser {
-            username: &registration.username,
-            email: &registration.email,
-            password_hash: &password_hash,
-            role: Role::User,
-        })
+        .register_user(
+            &NewUser {
+                username: &registration.username,
+                email: &registration.email,
+                password_hash: &password_hash,
+                role: Role::User,
+            },
+            open,
+        )
         .await
         .map_err(conflict_to_field)?;
+    let user = match registered {
+        longin_store::users::Registration::Created(user) => user,
+        longin_store::users::Registration::Closed => return Err(registration_closed()),
+    };
+    if user.role == Role::Admin {
+        tracing::warn!(user_id = %user.id, username = %user.username, "first account registered: it is the admin");
+    }
     tracing::info!(user_id = %user.id, username = %user.username, "user registered");
     let tokens = session::issue(&ctx, &user, None).await?;
     Ok(with_refresh_cookie(StatusCode::CREATED, tokens, &headers))
+}
+
+/// Reserves one sign-in attempt under every key, or refuses with 429 when a key is
+/// at its limit (taking back what was reserved under the keys before it).
+async fn reserve_attempts(
+    ctx: &ApiContext,
+    limits: &[(&str, crate::auth::limiter::Limit)],
+) -> Result<(), AppError> {
+    for (i, &(key, limit)) in limits.iter().enumerate() {
+        let refused = ctx
+            .login_failures
+            .reserve(key, limit)
+            .await
+            .map_err(AppError::internal)?;
+        if let Some(wait) = refused {
+            for &(reserved, _) in &limits[..i] {
+                ctx.login_failures
+                    .release(reserved)
+                    .await
+                    .map_err(AppError::internal)?;
+            }
+            metrics::counter!("longin_login_rate_limited_total").increment(1);
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: wait.as_secs() + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn registration_closed() -> AppError {
+    AppError::Forbidden("registration is closed; ask an admin for an account".to_owned())
 }
 
 fn taken(field: &str) -> AppError {
@@ -106,7 +151,19 @@ fn with_refresh_cookie(status: StatusCode, tokens: TokenResponse, request: &Head
         tokens.refresh_expires_in,
         request,
     );
-    (status, [(header::SET_COOKIE, cookie)], axum::Json(tokens)).into_response()
+    // Tokens must not sit in any cache (OWASP ASVS 8.2.1).
+    (
+        status,
+        [
+            (header::SET_COOKIE, cookie),
+            (
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            ),
+        ],
+        axum::Json(tokens),
+    )
+        .into_response()
 }
 
 /// Sign-in form.
@@ -151,28 +208,21 @@ async fn login(
         return Err(AppError::field("password", "is too long"));
     }
 
+    // Keys are bounded: a name longer than any that can be registered is refused
+    // before anything is keyed by it.
+    if username.len() > registration::MAX_USERNAME_BYTES {
+        return Err(AppError::field("username", "is too long"));
+    }
     let account_key = format!("account:{}", username.to_lowercase());
     let client_key = format!(
         "client:{}",
         client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     );
     let limits = [
-        (&account_key, ctx.config.account_limit),
-        (&client_key, ctx.config.client_limit),
+        (account_key.as_str(), ctx.config.account_limit),
+        (client_key.as_str(), ctx.config.client_limit),
     ];
-    for (key, limit) in limits {
-        if let Some(wait) = ctx
-            .login_failures
-            .blocked_for(key, limit)
-            .await
-            .map_err(AppError::internal)?
-        {
-            metrics::counter!("longin_login_rate_limited_total").increment(1);
-            return Err(AppError::TooManyRequests {
-                retry_after_secs: wait.as_secs() + 1,
-            });
-        }
-    }
+    reserve_attempts(&ctx, &limits).await?;
 
     // A name that cannot be registered cannot exist (and PostgreSQL refuses NUL bytes).
     let user = if registration::check_username(&username).is_ok() {
@@ -186,24 +236,25 @@ async fn login(
     }
     .map_err(AppError::internal)?;
     let Some(user) = user.filter(|_| verified) else {
-        for (key, limit) in limits {
-            ctx.login_failures
-                .record_failure(key, limit)
-                .await
-                .map_err(AppError::internal)?;
-        }
+        // The reservations stand: they were this failure's count.
         metrics::counter!("longin_login_failures_total").increment(1);
         return Err(AppError::Unauthorized(
             "invalid username or password".to_owned(),
         ));
     };
-    if user.disabled {
-        return Err(AppError::Forbidden("account is disabled".to_owned()));
-    }
+    // A right password is no failure: the account starts over, the client's
+    // reservation is taken back.
     ctx.login_failures
         .reset(&account_key)
         .await
         .map_err(AppError::internal)?;
+    ctx.login_failures
+        .release(&client_key)
+        .await
+        .map_err(AppError::internal)?;
+    if user.disabled {
+        return Err(AppError::Forbidden("account is disabled".to_owned()));
+    }
     let last_login = ctx.store.record_login(&user.id).await?;
     let user = longin_store::users::UserRecord {
         last_login: Some(last_login),

@@ -85,6 +85,9 @@ pub fn validate(form: RegisterRequest) -> Result<Registration, FieldErrors> {
     }
 }
 
+/// The longest username that can exist.
+pub const MAX_USERNAME_BYTES: usize = 32;
+
 /// Usernames: 3–32 of `[a-z0-9_-]`.
 ///
 /// # Errors
@@ -93,7 +96,7 @@ pub fn check_username(username: &str) -> Result<(), &'static str> {
     if username.is_empty() {
         return Err("is required");
     }
-    if !(3..=32).contains(&username.len()) {
+    if !(3..=MAX_USERNAME_BYTES).contains(&username.len()) {
         return Err("must be 3 to 32 characters");
     }
     if !username

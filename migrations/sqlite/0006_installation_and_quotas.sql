@@ -1,0 +1,12 @@
+-- Installation-wide settings, such as the installation id generated at first start
+-- (it labels every container and network, so two installations on one engine never
+-- take each other's for orphans).
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Per-user quotas; NULL means the server's default (`--quota-*`).
+ALTER TABLE users ADD COLUMN quota_apps BIGINT;
+ALTER TABLE users ADD COLUMN quota_replicas BIGINT;
+ALTER TABLE users ADD COLUMN quota_memory_bytes BIGINT;

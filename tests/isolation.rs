@@ -1,0 +1,238 @@
+//! Tenants and installations on one Docker engine: what one may not take from another
+//! (CPU, images, containers), tested on the real engine with images from the local
+//! registry. Every test touches only containers and images it made itself.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::{
+    InstanceContainers, KillOnDrop, app_yaml, apply, busybox_app, docker, eventually,
+    get_application, registry, spawn_platform, spawn_platform_with, wait_for,
+};
+
+/// The docker ids of an app's containers, sorted.
+async fn container_ids(app: &common::TestApp, token: &str, name: &str) -> Vec<String> {
+    let res = app
+        .get(&format!("/api/applications/{name}/containers"), Some(token))
+        .await;
+    let body: Value = res.json().await.unwrap();
+    let mut ids: Vec<String> = body["items"]
+        .as_array()
+        .or_else(|| body.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["dockerId"].as_str().or(c["docker_id"].as_str()))
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_gets_no_more_cpu_than_it_asked_for() {
+    let app = spawn_platform().await;
+    let user = app.register("spinner").await;
+    let yaml = format!(
+        "{}  resources: {{cpu: \"0.5\", memory: 32Mi}}\n",
+        busybox_app("spin", 1, "while :; do :; done")
+    );
+    apply(&app, &user.access_token, &yaml).await;
+    wait_for(&app, &user.access_token, "spin", "Running", 1).await;
+    let id = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=io.longin.instance={}", app.instance),
+    ]);
+    let id = id.trim();
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", id]).trim(),
+        "500000000"
+    );
+    // Let the busy loop run against its quota, then measure it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let out = docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", id]);
+    let percent: f64 = out.trim().trim_end_matches('%').parse().unwrap();
+    assert!(percent <= 60.0, "a 0.5-CPU app used {percent} % of a core");
+    assert!(
+        percent >= 20.0,
+        "the busy loop is not running ({percent} %)"
+    );
+    app.stop().await;
+}
+
+/// An image on the engine that the registry does not have (someone built it, or
+/// pulled it with credentials this user lacks).
+struct LocalOnlyImage(String);
+
+impl LocalOnlyImage {
+    fn new() -> Self {
+        let source = format!("{}/longin/httpd:1.0", registry());
+        docker(&["pull", &source]);
+        let name = format!(
+            "{}/longin/private-{}:1.0",
+            registry(),
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        docker(&["tag", &source, &name]);
+        Self(name)
+    }
+}
+
+impl Drop for LocalOnlyImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_on_the_engine_is_not_runnable_without_a_pull() {
+    let image = LocalOnlyImage::new();
+    let app = spawn_platform().await;
+    let user = app.register("borrower").await;
+    let token = &user.access_token;
+    apply(&app, token, &app_yaml("borrowed", &image.0, 1, "")).await;
+    let a = eventually(60, "ImagePulled=False", || async {
+        let a = get_application(&app, token, "borrowed").await?;
+        a["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "ImagePulled" && c["status"] == "False")
+            .then_some(a)
+    })
+    .await;
+    assert_eq!(a["status"]["readyReplicas"], 0, "{a}");
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.longin.instance={}", app.instance)
+        ])
+        .trim(),
+        "",
+        "no container was made from the engine's copy"
+    );
+    // Asking for the engine's copy explicitly is the app's own choice.
+    apply(
+        &app,
+        token,
+        &app_yaml("borrowed", &image.0, 1, "  imagePullPolicy: IfNotPresent\n"),
+    )
+    .await;
+    wait_for(&app, token, "borrowed", "Running", 1).await;
+    app.stop().await;
+}
+
+/// Two installations left at the same default instance name, on one engine, each
+/// with its own data dir: neither removes the other's containers as orphans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_installations_on_one_engine_keep_their_containers() {
+    let shared = format!(
+        "longin-test-twin-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _containers = InstanceContainers(shared.clone());
+    let first = spawn_platform_with(|args| args.instance.clone_from(&shared)).await;
+    let second = spawn_platform_with(|args| args.instance.clone_from(&shared)).await;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    let a = first.register("first-owner").await;
+    let b = second.register("second-owner").await;
+    apply(&first, &a.access_token, &app_yaml("web", &image, 2, "")).await;
+    apply(&second, &b.access_token, &app_yaml("web", &image, 2, "")).await;
+    wait_for(&first, &a.access_token, "web", "Running", 2).await;
+    wait_for(&second, &b.access_token, "web", "Running", 2).await;
+    let before = (
+        container_ids(&first, &a.access_token, "web").await,
+        container_ids(&second, &b.access_token, "web").await,
+    );
+    assert_eq!((before.0.len(), before.1.len()), (2, 2));
+    // Several resync periods (5 s in tests) of both controllers.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let after = (
+        container_ids(&first, &a.access_token, "web").await,
+        container_ids(&second, &b.access_token, "web").await,
+    );
+    assert_eq!(after, before, "a container was replaced or removed");
+    let running = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=io.longin.instance={shared}"),
+    ]);
+    assert_eq!(running.split_whitespace().count(), 4, "all four still run");
+    first.stop().await;
+    second.stop().await;
+}
+
+/// After `kill -9`, a single-node server on its own data dir leads at once: it does
+/// not wait out the dead process's lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_single_node_server_leads_again_at_once() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let instance = format!(
+        "longin-test-lead-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let _containers = InstanceContainers(instance.clone());
+    let start = |listen: &str| {
+        KillOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_longin"))
+                .args(["serve", "--listen", listen])
+                .env("LONGIN_DATA_DIR", data_dir.path())
+                .env_remove("DATABASE_URL")
+                .env_remove("REDIS_URL")
+                .env("LONGIN_INSTANCE", &instance)
+                .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+                .env("LONGIN_PORT_RANGE", "29990-29999")
+                .env("LONGIN_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let leader = |base: String| async move {
+        let body = reqwest::get(format!("{base}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (common::sample(&body, "longin_controller_leader") == Some(1.0)).then_some(())
+    };
+    let listen = free();
+    let mut first = start(&listen);
+    eventually(60, "first server leads", || {
+        leader(format!("http://{listen}"))
+    })
+    .await;
+    first.kill();
+
+    let listen = free();
+    let _second = start(&listen);
+    let started = std::time::Instant::now();
+    eventually(30, "restarted server leads", || {
+        leader(format!("http://{listen}"))
+    })
+    .await;
+    let took = started.elapsed();
+    println!("restarted server led {took:?} after it was started");
+    // The dead process's lease lasts 15 s; leading well before proves it was not
+    // waited out (the bound leaves room for start-up on a loaded CI machine).
+    assert!(took < Duration::from_secs(5), "took {took:?} to lead");
+}
