@@ -366,3 +366,40 @@ async fn replica_container(app: &common::TestApp, token: &str, name: &str, repli
         .unwrap()
         .to_owned()
 }
+
+/// A saved session's tokens go only to the server that issued them: `--server`
+/// naming another (a typo, or a hostile host) fails before anything is sent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_tokens_are_never_sent_to_another_server() {
+    let app = common::spawn_app().await;
+    app.register("erin").await;
+    let cli = Cli {
+        config_dir: tempfile::tempdir().unwrap(),
+        server: app.url(""),
+    };
+    cli.ok(
+        &[
+            "login",
+            "--server",
+            &cli.server,
+            "--username",
+            "erin",
+            "--password-stdin",
+        ],
+        Some(&format!("{}\n", common::PASSWORD)),
+    );
+    // A listener that records whether anyone connected.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let err = cli.fails(&["get", "--server", &other_url], None);
+    assert!(err.contains("saved session is for"), "{err}");
+    assert!(
+        other.accept().is_err(),
+        "the CLI connected to a server it has no session for"
+    );
+    // The server it logged in to still works, named or not.
+    cli.ok(&["get", "--server", &cli.server], None);
+    cli.ok(&["get"], None);
+    app.stop().await;
+}

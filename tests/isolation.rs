@@ -236,3 +236,36 @@ async fn a_killed_single_node_server_leads_again_at_once() {
     // waited out (the bound leaves room for start-up on a loaded CI machine).
     assert!(took < Duration::from_secs(5), "took {took:?} to lead");
 }
+
+/// A program outside Longin listens on a port of the pool: the replica that would get
+/// it runs on another port within one reconcile, and the status says which port was
+/// skipped and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_held_outside_longin_is_skipped() {
+    let app = spawn_platform().await;
+    let first = app._ports.first;
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", first)).unwrap();
+    let user = app.register("squatted").await;
+    let token = &user.access_token;
+    let image = format!("{}/longin/httpd:1.0", registry());
+    apply(&app, token, &app_yaml("web", &image, 1, "")).await;
+    let a = wait_for(&app, token, "web", "Running", 1).await;
+    let port = a["status"]["hostPorts"][0].as_u64().unwrap();
+    assert_ne!(port, u64::from(first), "{a}");
+    let skipped = a["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "HostPortSkipped")
+        .unwrap_or_else(|| panic!("no HostPortSkipped condition: {a}"));
+    let note = skipped["message"].as_str().unwrap();
+    assert!(
+        note.contains(&first.to_string()) && note.contains("in use"),
+        "{note}"
+    );
+    let answer = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    app.stop().await;
+}

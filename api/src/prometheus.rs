@@ -107,6 +107,14 @@ fn describe() {
         "Container restarts by application (owner/name)."
     );
     describe_counter!("longin_image_pulls_total", "Image pulls by result.");
+    describe_counter!(
+        "longin_host_ports_skipped_total",
+        "Replicas moved off a host port held outside Longin."
+    );
+    describe_gauge!(
+        "longin_http_connections",
+        "HTTP connections open (or being accepted)."
+    );
     describe_histogram!(
         "longin_image_pull_duration_seconds",
         Unit::Seconds,

@@ -6,6 +6,7 @@
 //! costs latency, never correctness.
 
 pub mod collector;
+pub mod host_ports;
 pub mod labels;
 pub mod plan;
 pub mod prober;

@@ -331,6 +331,8 @@ pub struct Facts {
     /// The engine refused to create or start a replica (a host port taken by another
     /// program, a bad command…): its message.
     pub replica_failure: Option<String>,
+    /// A replica was moved off a host port held outside Longin: which and why.
+    pub port_skipped: Option<String>,
     /// RFC 3339 now, for condition transition times.
     pub now: String,
 }
@@ -462,6 +464,16 @@ pub fn status(
             true,
             "FailedCreate",
             error.clone(),
+            facts,
+            previous,
+        ));
+    }
+    if let Some(note) = &facts.port_skipped {
+        conditions.push(condition(
+            "HostPortSkipped",
+            true,
+            "HostPortInUse",
+            note.clone(),
             facts,
             previous,
         ));

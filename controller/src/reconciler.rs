@@ -111,6 +111,8 @@ pub struct Context {
     failed: Arc<Mutex<HashMap<String, (i64, String)>>>,
     /// Apps whose last reconcile found nothing to do (the resync may skip them).
     pub quiet: QuietApps,
+    /// Per app, the last host port it was moved off (held outside Longin), for status.
+    skipped_ports: Arc<Mutex<HashMap<String, String>>>,
     /// Fires when the controller stops: cuts short the steps that can take long
     /// (pulls); the others finish, so no container is left half made.
     pub cancel: CancellationToken,
@@ -136,6 +138,7 @@ impl Context {
             crash_loops: Arc::default(),
             failed: Arc::default(),
             quiet: QuietApps::default(),
+            skipped_ports: Arc::default(),
         }
     }
 }
@@ -325,13 +328,16 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 ctx.runtime.stop_and_remove(&id, grace).await?;
             }
             Step::Create { replica, host_port } => {
-                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
-                let id = match ctx.runtime.create_and_start(&plan).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
-                    }
-                };
+                let (id, host_port) =
+                    match start_on_a_free_port(ctx, &app, &hash, replica, host_port).await {
+                        Ok(started) => started,
+                        Err(ReconcileError::Runtime(err)) => {
+                            return Err(
+                                refused(ctx, &app, &desired, &observed, &mut facts, err).await
+                            );
+                        }
+                        Err(other) => return Err(other),
+                    };
                 tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
             }
             Step::Surge { replica } => {
@@ -542,6 +548,71 @@ async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, R
 /// `ReplicaFailure`, reason `FailedCreate`, the engine's message), and the reconcile
 /// fails, so the queue backs off and tries again. The next reconcile that gets past it
 /// clears the condition.
+/// Starts `replica` on `host_port`, or, when something other than this installation
+/// holds that port, on another one from the pool (the held port is set aside). Returns
+/// the container and the port it got.
+async fn start_on_a_free_port(
+    ctx: &Context,
+    app: &ApplicationRecord,
+    hash: &str,
+    replica: u32,
+    mut host_port: u16,
+) -> Result<(String, u16), ReconcileError> {
+    use crate::host_ports;
+    let address: std::net::IpAddr = ctx
+        .config
+        .bind_address
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    // A few moves at most in one reconcile: beyond, back off like any refusal.
+    for _ in 0..3 {
+        let plan = container_plan(app, hash, replica, host_port, &ctx.config)?;
+        let held = match host_ports::probe(address, host_port) {
+            Some(why) => Some(why),
+            None => match ctx.runtime.create_and_start(&plan).await {
+                Ok(id) => return Ok((id, host_port)),
+                Err(err) if host_ports::is_port_conflict(&err) => Some(err.to_string()),
+                Err(err) => return Err(err.into()),
+            },
+        };
+        let reason = held.unwrap_or_default();
+        // Our own container on it (one being replaced) frees it soon: wait for that.
+        if ctx.runtime.port_is_ours(host_port).await? {
+            return Err(ReconcileError::Runtime(RuntimeError::PortBusy {
+                port: host_port,
+                reason,
+            }));
+        }
+        // A container created on the held port must not be started later.
+        ctx.runtime.remove_by_name(&plan.name).await?;
+        let moved = ctx
+            .store
+            .move_off_port(
+                &app.id,
+                replica,
+                host_port,
+                &reason,
+                host_ports::SET_ASIDE,
+                ctx.config.port_range,
+            )
+            .await?;
+        tracing::warn!(app = %app.name, replica, skipped = host_port, port = moved, %reason, "host port held outside Longin; replica moved");
+        metrics::counter!("longin_host_ports_skipped_total").increment(1);
+        ctx.skipped_ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                app.id.clone(),
+                format!("host port {host_port} skipped for replica {replica} ({reason}); it now uses {moved}"),
+            );
+        host_port = moved;
+    }
+    Err(ReconcileError::Runtime(RuntimeError::PortBusy {
+        port: host_port,
+        reason: "every port tried was held outside Longin".to_owned(),
+    }))
+}
+
 async fn refused(
     ctx: &Context,
     app: &ApplicationRecord,
@@ -574,6 +645,15 @@ async fn write_status(
 ) -> Result<longin_crds::application::ApplicationStatus, ReconcileError> {
     let health = |id: &str| ctx.prober.health(id);
     let counts = plan::count(desired, observed, &health);
+    let facts = &Facts {
+        port_skipped: ctx
+            .skipped_ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&app.id)
+            .cloned(),
+        ..facts.clone()
+    };
     let status = plan::status(desired, counts, facts, &app.status);
     // Compared here first: an unchanged status costs no statement at all.
     if status != app.status && ctx.store.write_status(&app.id, &status).await? {

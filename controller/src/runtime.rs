@@ -31,6 +31,8 @@ pub enum RuntimeError {
     Pull { image: String, message: String },
     #[error("pulling {image} was cut short: the controller is stopping")]
     PullCancelled { image: String },
+    #[error("host port {port} is busy: {reason}")]
+    PortBusy { port: u16, reason: String },
     #[error("docker {operation} failed: {source}")]
     Engine {
         operation: &'static str,
@@ -190,6 +192,32 @@ impl DockerRuntime {
                 Some((labels.get(labels::APP_UID)?.clone(), s.id?))
             })
             .collect())
+    }
+
+    /// Whether a container of this installation is published on host port `port`.
+    ///
+    /// # Errors
+    /// The engine fails.
+    pub async fn port_is_ours(&self, port: u16) -> Result<bool, RuntimeError> {
+        let mut labels = self.managed_filter();
+        labels.push(format!("{}={port}", labels::HOST_PORT));
+        Ok(!self.summaries(labels).await?.is_empty())
+    }
+
+    /// Removes the container called `name`, if there is one.
+    ///
+    /// # Errors
+    /// The engine fails.
+    pub async fn remove_by_name(&self, name: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if status_code(&err) == Some(404) => Ok(()),
+            Err(err) => Err(engine("remove container")(err)),
+        }
     }
 
     /// The managed containers of one application (the engine filters by label, so a

@@ -484,7 +484,7 @@ mod tests {
             let previous = format!("*l{}", level - 1);
             text.push_str(&format!(
                 "l{level}: &l{level} [{}]\n",
-                vec![previous.as_str(); 9].join(", ")
+                [previous.as_str(); 9].join(", ")
             ));
         }
         let started = Instant::now();

@@ -10,3 +10,11 @@ CREATE TABLE settings (
 ALTER TABLE users ADD COLUMN quota_apps BIGINT;
 ALTER TABLE users ADD COLUMN quota_replicas BIGINT;
 ALTER TABLE users ADD COLUMN quota_memory_bytes BIGINT;
+
+-- Host ports of the pool found held by something else on the host (another program,
+-- not Longin): skipped by allocation until `until_ms`, then looked at again.
+CREATE TABLE blocked_ports (
+    port       BIGINT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    until_ms   BIGINT NOT NULL
+);

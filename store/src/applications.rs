@@ -274,11 +274,14 @@ pub(crate) async fn allocate(
         "WITH RECURSIVE candidates(port) AS (
              SELECT CAST($1 AS BIGINT)
              UNION ALL SELECT port + 1 FROM candidates WHERE port < CAST($2 AS BIGINT))
-         SELECT port FROM candidates WHERE port NOT IN (SELECT port FROM port_allocations) ORDER BY port LIMIT $3",
+         SELECT port FROM candidates WHERE port NOT IN (SELECT port FROM port_allocations)
+             AND port NOT IN (SELECT port FROM blocked_ports WHERE until_ms > $4)
+         ORDER BY port LIMIT $3",
     )
     .bind(i64::from(range.first))
     .bind(i64::from(range.last))
     .bind(i64::try_from(wanted.len()).unwrap_or(i64::MAX))
+    .bind(now_ms())
     .fetch_all(&mut **tx)
     .await?;
     if free.len() < wanted.len() {

@@ -8,6 +8,7 @@
 
 pub mod api_logs;
 pub mod applications;
+pub mod blocked_ports;
 pub mod bus;
 pub mod changes;
 pub mod containers;

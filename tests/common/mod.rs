@@ -35,7 +35,7 @@ pub struct TestApp {
     /// passed or panicked; declared before `_ports` so that it runs first.
     teardown: Teardown,
     /// This test's host ports, reserved until it ends.
-    _ports: PortBlock,
+    pub _ports: PortBlock,
 }
 
 /// Ends an in-process server: cancels it, waits for it, then removes its instance's
