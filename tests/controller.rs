@@ -243,6 +243,7 @@ async fn orphans_are_removed_and_foreign_containers_left_alone() {
     let app = spawn_platform().await;
     let image = format!("{}/longin/busybox:1.0", registry());
     docker(&["pull", "-q", &image]);
+    let installation = app.installation_id().await;
     let orphan = docker(&[
         "run",
         "-d",
@@ -250,6 +251,8 @@ async fn orphans_are_removed_and_foreign_containers_left_alone() {
         "io.longin.managed-by=longin",
         "--label",
         &format!("io.longin.instance={}", app.instance),
+        "--label",
+        &format!("io.longin.installation={installation}"),
         "--label",
         "io.longin.app-uid=00000000-dead-beef-0000-000000000000",
         "--label",

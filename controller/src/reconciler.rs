@@ -585,7 +585,7 @@ async fn start_on_a_free_port(
         }
         // A container created on the held port must not be started later.
         ctx.runtime.remove_by_name(&plan.name).await?;
-        let moved = ctx
+        let moved = match ctx
             .store
             .move_off_port(
                 &app.id,
@@ -595,7 +595,18 @@ async fn start_on_a_free_port(
                 host_ports::SET_ASIDE,
                 ctx.config.port_range,
             )
-            .await?;
+            .await
+        {
+            Ok(moved) => moved,
+            // Nowhere to go: nothing was set aside; report it and retry with back-off.
+            Err(longin_store::applications::ApplicationError::PoolExhausted { .. }) => {
+                return Err(ReconcileError::Runtime(RuntimeError::PortBusy {
+                    port: host_port,
+                    reason: format!("{reason}; no other port of the pool is free"),
+                }));
+            }
+            Err(err) => return Err(err.into()),
+        };
         tracing::warn!(app = %app.name, replica, skipped = host_port, port = moved, %reason, "host port held outside Longin; replica moved");
         metrics::counter!("longin_host_ports_skipped_total").increment(1);
         ctx.skipped_ports

@@ -288,7 +288,8 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 }
 
-/// A mapping key: a string (a YAML scalar key reads as its text), charged like one.
+/// A mapping key: a string (a YAML scalar key reads as its text). Its text is charged
+/// here; its slot is part of the mapping's leaves, which the mapping pays for.
 #[derive(Debug, Clone, Copy)]
 struct Key<'b>(&'b Budget);
 
@@ -308,7 +309,6 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
-        // Its slot is part of the mapping's leaves, charged by the mapping.
         self.0.charge(heap_cost(value.len()))?;
         Ok(value.to_owned())
     }

@@ -349,6 +349,17 @@ impl TestApp {
         session_from(res.json().await.expect("json"))
     }
 
+    /// This installation's generated id (the `io.longin.installation` label).
+    pub async fn installation_id(&self) -> String {
+        let store =
+            longin_store::Store::connect(&longin_store::StoreOptions::new(&self.database_url))
+                .await
+                .expect("store");
+        let id = store.installation_id().await.expect("installation id");
+        store.close().await;
+        id
+    }
+
     /// Creates an admin the way an operator does (`longin admin create-user`), then
     /// signs in as it.
     pub async fn admin(&self, username: &str) -> Session {
