@@ -328,6 +328,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_PULL_POLICY", value_enum, default_value = "always")]
     pub pull_policy: PullPolicy,
 
+    /// Addresses of owners' networks, `A.B.C.D/N` (N from 8 to 24): each owner's
+    /// containers get a bridge network with a /24 of their own from it, so the
+    /// default holds 4096 owners.
+    #[arg(long, env = "LONGIN_NETWORK_POOL", default_value = "10.224.0.0/12", value_parser = parse_network_pool)]
+    pub network_pool: longin_controller::networks::NetworkPool,
+
     /// Applications one user may have (admins are exempt unless given their own
     /// quota through `PATCH /api/admin/users/{id}`).
     #[arg(long, env = "LONGIN_QUOTA_APPS", default_value_t = 20)]
@@ -340,6 +346,11 @@ pub struct ServeArgs {
     /// Memory one user's applications may ask for in all (replicas × limit): `20Gi`, `512Mi`.
     #[arg(long, env = "LONGIN_QUOTA_MEMORY", default_value = "20Gi", value_parser = parse_memory_quantity)]
     pub quota_memory: u64,
+
+    /// Log reads, follows and WebSocket log subscriptions one user may have open at
+    /// once (per API process); more are refused with 429.
+    #[arg(long, env = "LONGIN_LOG_STREAMS_PER_USER", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub log_streams_per_user: u64,
 
     /// Seconds a client has to send a request's headers (also how long an idle
     /// keep-alive connection stays open); a slower one is disconnected.
@@ -384,6 +395,7 @@ impl ServeArgs {
             metrics_interval: self.metrics_interval,
             engine_timeout: self.engine_timeout,
             pull_policy: self.pull_policy.into(),
+            network_pool: self.network_pool,
             ..ControllerConfig::default()
         }
     }
@@ -413,6 +425,14 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range: from 1s to 1h"));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// Parses a network pool (`10.224.0.0/12`).
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_network_pool(s: &str) -> Result<longin_controller::networks::NetworkPool, String> {
+    longin_controller::networks::NetworkPool::parse(s).map_err(|e| e.to_string())
 }
 
 /// Parses a memory quantity (`16Gi`, `512Mi`, bytes).

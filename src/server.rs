@@ -134,7 +134,9 @@ impl Server {
             login_failures,
             audit,
             bus,
-            logs: longin_api::logs::LogHub::default(),
+            logs: longin_api::logs::LogHub::new(
+                usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),
+            ),
             config: Arc::new(config),
         };
         let listener = TcpListener::bind(args.listen)

@@ -82,6 +82,7 @@ impl Node {
                     format!("{}-{}", self.ports.0, self.ports.1),
                 )
                 .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
+                .env("LONGIN_NETWORK_POOL", common::network_pool(self.ports.0))
                 .env("LONGIN_RESYNC_SECONDS", "2")
                 .env(
                     "LONGIN_JWT_SECRET",

@@ -269,3 +269,102 @@ async fn a_port_held_outside_longin_is_skipped() {
     assert!(answer.status().is_success());
     app.stop().await;
 }
+
+/// The container id of an app's first replica and its address on its network.
+fn replica_of(instance: &str, app_name: &str) -> (String, String) {
+    let id = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=io.longin.instance={instance}"),
+        "--filter",
+        &format!("label=io.longin.app-name={app_name}"),
+    ]);
+    let id = id.split_whitespace().next().unwrap().to_owned();
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &id,
+    ]);
+    (id, ip.trim().to_owned())
+}
+
+/// An HTTP GET of `host`:8080 from inside a container (busybox `nc`: the static
+/// busybox's wget crashes resolving names); whether a 200 came back within 3 s.
+fn fetch_from(container: &str, host: &str) -> bool {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 8080 | head -n 1 | grep -q ' 200 '"
+    );
+    std::process::Command::new("docker")
+        .args(["exec", container, "sh", "-c", &script])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Each owner's containers sit on a network of their own: one tenant cannot connect
+/// to another's containers, while an owner's apps reach each other by app name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_isolated_and_an_owner_reaches_its_apps_by_name() {
+    let app = spawn_platform().await;
+    let alice = app.register("alice-net").await;
+    let bob = app.register("bob-net").await;
+    let httpd = format!("{}/longin/httpd:1.0", registry());
+    apply(&app, &alice.access_token, &app_yaml("a-web", &httpd, 1, "")).await;
+    apply(
+        &app,
+        &alice.access_token,
+        &busybox_app("a-client", 1, "sleep 3600"),
+    )
+    .await;
+    apply(&app, &bob.access_token, &app_yaml("b-web", &httpd, 1, "")).await;
+    wait_for(&app, &alice.access_token, "a-web", "Running", 1).await;
+    wait_for(&app, &alice.access_token, "a-client", "Running", 1).await;
+    wait_for(&app, &bob.access_token, "b-web", "Running", 1).await;
+
+    let (client, client_ip) = replica_of(&app.instance, "a-client");
+    let (_, a_web_ip) = replica_of(&app.instance, "a-web");
+    let (_, b_web_ip) = replica_of(&app.instance, "b-web");
+    // Each owner has a /24 of the pool: alice's two apps share one, bob has another.
+    let subnet = |ip: &str| ip.rsplit_once('.').unwrap().0.to_owned();
+    assert_eq!(subnet(&client_ip), subnet(&a_web_ip));
+    assert_ne!(subnet(&client_ip), subnet(&b_web_ip));
+
+    eventually(20, "a-web answers a-client by name", || async {
+        fetch_from(&client, "a-web").then_some(())
+    })
+    .await;
+    assert!(fetch_from(&client, &a_web_ip));
+    assert!(
+        !fetch_from(&client, &b_web_ip),
+        "alice's container reached bob's"
+    );
+    assert!(
+        !fetch_from(&client, "b-web"),
+        "bob's app name resolves on alice's network"
+    );
+
+    // An owner with no apps left leaves no network behind (a full resync removes it).
+    let res = app
+        .client
+        .delete(app.url("/api/applications/b-web"))
+        .bearer_auth(&bob.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    eventually(90, "bob's network removed", || async {
+        let networks = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.longin.instance={}", app.instance),
+        ]);
+        (networks.split_whitespace().count() == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+}

@@ -217,6 +217,7 @@ fn log_error(err: LogError, id: &str) -> AppError {
     responses(
         (status = 200, description = "text/plain or application/x-ndjson", body = String),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "The user has the most log streams open at once already", body = ErrorBody),
         (status = 503, description = "The Docker engine is unreachable", body = ErrorBody),
     )
 )]
@@ -262,6 +263,12 @@ async fn logs(
         timestamps: query.timestamps,
         only,
     };
+    let permit = ctx
+        .logs
+        .admit(&user.id)
+        .ok_or_else(|| AppError::TooManyRequests {
+            retry_after_secs: 1,
+        })?;
     // Subscribed before the history is read: nothing falls between the two.
     let subscribed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MIN);
     let follower = if query.follow {
@@ -274,52 +281,98 @@ async fn logs(
     } else {
         None
     };
-    let history = ctx
+    let mut history = ctx
         .logs
         .history(&docker_id, Some(query.tail), since)
         .await
+        .map_err(|e| log_error(e, &id))?;
+    // The first line (or the error) decides the status; the rest streams after it.
+    let first = history
+        .recv()
+        .await
+        .transpose()
         .map_err(|e| log_error(e, &id))?;
     let content_type = if format.ndjson {
         "application/x-ndjson"
     } else {
         "text/plain; charset=utf-8"
     };
-    // Without history, only lines from now on (the shared stream starts at a whole
-    // second, so it can carry a few older ones).
-    let last_seen = history.last().map_or(subscribed_at, |l| l.at_ns);
-    let mut body: String = history.iter().filter_map(|l| format.render(l)).collect();
-    let response = match follower {
-        None => Body::from(body),
-        Some(follower) => {
-            let (tx, rx) = mpsc::channel::<String>(64);
-            let first = std::mem::take(&mut body);
-            tokio::spawn(forward(follower, tx, first, last_seen, format));
-            Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
-            }))
-        }
-    };
-    let mut response = response.into_response();
+    let (tx, rx) = mpsc::channel::<String>(CHUNKS_AHEAD);
+    tokio::spawn(forward(
+        History {
+            first,
+            rest: history,
+        },
+        follower,
+        tx,
+        subscribed_at,
+        format,
+        permit,
+    ));
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    }));
+    let mut response = body.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
 }
 
-/// Writes the history, then followed lines newer than it, until the stream ends or the
-/// client goes away (dropping the subscription, which closes an unshared stream).
+/// Rendered lines waiting for a slow client: with the history's read-ahead, what one
+/// log request can hold in memory (a line is at most 16 KiB).
+const CHUNKS_AHEAD: usize = 16;
+
+/// A container's history as it is read: the first line, then the rest.
+struct History {
+    first: Option<LogLine>,
+    rest: mpsc::Receiver<Result<LogLine, crate::logs::LogError>>,
+}
+
+/// Writes the history, then (when following) the followed lines newer than it, until
+/// the stream ends or the client goes away (dropping the subscription, which closes an
+/// unshared stream). Holds the user's stream permit all along.
 async fn forward(
-    mut follower: broadcast::Receiver<LogEvent>,
+    mut history: History,
+    follower: Option<broadcast::Receiver<LogEvent>>,
     tx: mpsc::Sender<String>,
-    history: String,
-    last_seen: i64,
+    subscribed_at: i64,
     format: Format,
+    _permit: crate::logs::StreamPermit,
 ) {
-    if !history.is_empty() && tx.send(history).await.is_err() {
-        return;
+    // Without history, only lines from now on (the shared stream starts at a whole
+    // second, so it can carry a few older ones).
+    let mut last_seen = subscribed_at;
+    let mut next = history.first.take().map(Ok);
+    loop {
+        let line = match next.take() {
+            Some(line) => line,
+            None => match history.rest.recv().await {
+                Some(line) => line,
+                None => break,
+            },
+        };
+        let chunk = match line {
+            Ok(line) => {
+                last_seen = line.at_ns;
+                format.render(&line)
+            }
+            Err(err) => {
+                let _ = tx.send(format.notice("end", &err.to_string())).await;
+                return;
+            }
+        };
+        if let Some(chunk) = chunk
+            && tx.send(chunk).await.is_err()
+        {
+            return;
+        }
     }
+    let Some(mut follower) = follower else {
+        return;
+    };
     loop {
         // The client leaving is noticed even while no line passes: a quiet container
         // or a filtered stream must not keep the task and the engine stream alive.

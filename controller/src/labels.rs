@@ -21,10 +21,15 @@ pub const INSTALLATION: &str = "io.longin.installation";
 pub const APP_UID: &str = "io.longin.app-uid";
 pub const APP_NAME: &str = "io.longin.app-name";
 pub const OWNER: &str = "io.longin.owner";
+/// On an owner's network: whose it is.
+pub const OWNER_ID: &str = "io.longin.owner-id";
 pub const SPEC_HASH: &str = "io.longin.spec-hash";
 pub const REPLICA: &str = "io.longin.replica";
 pub const HOST_PORT: &str = "io.longin.host-port";
 pub const GENERATION: &str = "io.longin.generation";
+
+/// See [`spec_hash`].
+const CONTAINER_REVISION: u32 = 1;
 
 /// A short hash of everything in the spec that shapes a container (not the replica
 /// count, not the host port): a container whose label differs is out of date.
@@ -39,7 +44,10 @@ pub fn spec_hash(
         .get(RESTARTED_AT_ANNOTATION)
         .cloned()
         .unwrap_or_default();
-    let canonical = serde_json::to_string(&(&template, restarted_at)).unwrap_or_default();
+    // The revision of how containers are made beyond the spec (1: on the owner's own
+    // network): raising it rolls every container over once, without downtime.
+    let canonical =
+        serde_json::to_string(&(&template, restarted_at, CONTAINER_REVISION)).unwrap_or_default();
     let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }

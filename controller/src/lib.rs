@@ -8,6 +8,7 @@
 pub mod collector;
 pub mod host_ports;
 pub mod labels;
+pub mod networks;
 pub mod plan;
 pub mod prober;
 pub mod queue;
@@ -451,6 +452,11 @@ async fn resync(
                 let full = pass.is_multiple_of(FULL_RESYNC_EVERY);
                 pass += 1;
                 schedule_everything(&store, &runtime, &queue, (!full).then_some(&quiet)).await;
+                // Level-triggered like containers: an owner whose last app went
+                // leaves a network nothing uses, removed on a full pass.
+                if full && let Err(err) = runtime.remove_unused_networks().await {
+                    tracing::warn!(error = %err, "could not list owner networks");
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ use crate::labels;
 use crate::plan::{self, CrashLoop, Desired, Facts, Observed, RestartLimit, RunState, Step};
 use crate::prober::{Prober, Target};
 use crate::quiet::QuietApps;
-use crate::runtime::{ContainerPlan, DockerRuntime, RuntimeError};
+use crate::runtime::{ContainerPlan, DockerRuntime, NetworkPlan, RuntimeError};
 
 /// Why a reconcile failed; it is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub enum ReconcileError {
     /// No host port for a replica (the pool is exhausted).
     #[error(transparent)]
     Ports(longin_store::applications::ApplicationError),
+    /// No subnet for the owner's network (the network pool is full).
+    #[error(transparent)]
+    Network(#[from] longin_store::networks::NetworkSlotError),
 }
 
 impl From<longin_store::applications::ApplicationError> for ReconcileError {
@@ -73,6 +76,8 @@ pub struct ControllerConfig {
     /// store is SQLite inside it): it takes the leader lease at once instead of waiting
     /// for a dead predecessor's to expire.
     pub sole_controller: bool,
+    /// Where owners' network subnets come from (a /24 each).
+    pub network_pool: crate::networks::NetworkPool,
 }
 
 impl Default for ControllerConfig {
@@ -92,6 +97,7 @@ impl Default for ControllerConfig {
             // someone else pulled must not let a user run an image they cannot pull.
             pull_policy: ImagePullPolicy::Always,
             sole_controller: false,
+            network_pool: crate::networks::NetworkPool::default(),
         }
     }
 }
@@ -155,6 +161,7 @@ fn container_plan(
     replica: u32,
     host_port: u16,
     config: &ControllerConfig,
+    network: &NetworkPlan,
 ) -> Result<ContainerPlan, ReconcileError> {
     let spec: &ApplicationSpec = &app.spec;
     let memory =
@@ -187,7 +194,35 @@ fn container_plan(
         memory_bytes: i64::try_from(memory).unwrap_or(i64::MAX),
         cpu_millis: cpu,
         grace_period_secs: spec.termination_grace_period_seconds,
+        network: network.clone(),
+        aliases: vec![app.name.clone()],
     })
+}
+
+/// The owner's network, created if it is missing; its subnet is the owner's slot in
+/// the pool, given once and kept in the store.
+async fn owner_network(
+    ctx: &Context,
+    app: &ApplicationRecord,
+) -> Result<NetworkPlan, ReconcileError> {
+    let pool = ctx.config.network_pool;
+    let slot = ctx
+        .store
+        .owner_network_slot(&app.owner_id, pool.slots())
+        .await?;
+    let (subnet, gateway) =
+        pool.subnet(slot)
+            .ok_or(longin_store::networks::NetworkSlotError::PoolFull {
+                slots: pool.slots(),
+            })?;
+    let plan = NetworkPlan {
+        name: crate::networks::network_name(&ctx.config.installation, &app.owner_id),
+        owner_id: app.owner_id.clone(),
+        subnet,
+        gateway,
+    };
+    ctx.runtime.ensure_network(&plan).await?;
+    Ok(plan)
 }
 
 async fn observe(ctx: &Context, app_id: &str) -> Result<Vec<Observed>, ReconcileError> {
@@ -303,7 +338,11 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let mut requeue: Option<Duration> = None;
     let grace = app.spec.termination_grace_period_seconds;
 
-    if steps.iter().any(|s| matches!(s, Step::Create { .. }))
+    // A rollout's new containers (Surge) are pulled like new replicas: under the
+    // Always policy no container is ever made from an unpulled copy.
+    if steps
+        .iter()
+        .any(|s| matches!(s, Step::Create { .. } | Step::Surge { .. }))
         && let Err(err) = ctx
             .runtime
             .ensure_image(
@@ -345,7 +384,8 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     .store
                     .allocate_surge_port(app_id, replica, ctx.config.port_range)
                     .await?;
-                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config)?;
+                let network = owner_network(ctx, &app).await?;
+                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config, &network)?;
                 let id = match ctx.runtime.create_and_start(&plan).await {
                     Ok(id) => id,
                     Err(err) => {
@@ -564,9 +604,10 @@ async fn start_on_a_free_port(
         .bind_address
         .parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let network = owner_network(ctx, app).await?;
     // A few moves at most in one reconcile: beyond, back off like any refusal.
     for _ in 0..3 {
-        let plan = container_plan(app, hash, replica, host_port, &ctx.config)?;
+        let plan = container_plan(app, hash, replica, host_port, &ctx.config, &network)?;
         let held = match host_ports::probe(address, host_port) {
             Some(why) => Some(why),
             None => match ctx.runtime.create_and_start(&plan).await {

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, StartContainerOptions,
+    StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 use longin_crds::application::ImagePullPolicy;
@@ -67,6 +68,19 @@ pub struct ContainerPlan {
     pub memory_bytes: i64,
     pub cpu_millis: u64,
     pub grace_period_secs: u32,
+    /// The owner's network, and the names the container answers to on it.
+    pub network: NetworkPlan,
+    pub aliases: Vec<String>,
+}
+
+/// One owner's bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPlan {
+    pub name: String,
+    pub owner_id: String,
+    /// `A.B.C.0/24`.
+    pub subnet: String,
+    pub gateway: String,
 }
 
 /// Capabilities a tenant's container keeps: what a web server that binds a port and
@@ -192,6 +206,96 @@ impl DockerRuntime {
                 Some((labels.get(labels::APP_UID)?.clone(), s.id?))
             })
             .collect())
+    }
+
+    /// Creates the bridge network `plan` describes unless it exists. Idempotent, and
+    /// safe against a concurrent creation of the same network.
+    ///
+    /// # Errors
+    /// The engine refuses (for example the subnet overlaps another network).
+    pub async fn ensure_network(&self, plan: &NetworkPlan) -> Result<(), RuntimeError> {
+        if self
+            .docker
+            .inspect_network(&plan.name, None::<InspectNetworkOptions>)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let mut labels = HashMap::from([
+            (
+                labels::MANAGED_BY.to_owned(),
+                labels::MANAGED_BY_VALUE.to_owned(),
+            ),
+            (labels::INSTANCE.to_owned(), self.instance.clone()),
+            (labels::OWNER_ID.to_owned(), plan.owner_id.clone()),
+        ]);
+        if !self.installation.is_empty() {
+            labels.insert(labels::INSTALLATION.to_owned(), self.installation.clone());
+        }
+        let request = NetworkCreateRequest {
+            name: plan.name.clone(),
+            driver: Some("bridge".to_owned()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(plan.subnet.clone()),
+                    gateway: Some(plan.gateway.clone()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => {
+                tracing::info!(network = %plan.name, subnet = %plan.subnet, "owner network created");
+                Ok(())
+            }
+            // Created meanwhile by another reconcile of the same owner.
+            Err(err) if status_code(&err) == Some(409) => Ok(()),
+            Err(err) => Err(engine("create network")(err)),
+        }
+    }
+
+    /// Removes this installation's owner networks that no container uses (an owner's
+    /// last app deleted); the engine refuses to remove one still in use, which is
+    /// left for the next pass.
+    ///
+    /// # Errors
+    /// The networks cannot be listed.
+    pub async fn remove_unused_networks(&self) -> Result<usize, RuntimeError> {
+        let filters = HashMap::from([("label".to_owned(), self.managed_filter())]);
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(engine("list networks"))?;
+        let mut removed = 0;
+        for name in networks.into_iter().filter_map(|n| n.name) {
+            let in_use = self
+                .docker
+                .inspect_network(&name, None::<InspectNetworkOptions>)
+                .await
+                .ok()
+                .and_then(|n| n.containers)
+                .is_some_and(|c| !c.is_empty());
+            if in_use {
+                continue;
+            }
+            match self.docker.remove_network(&name).await {
+                Ok(()) => {
+                    removed += 1;
+                    tracing::info!(network = %name, "unused owner network removed");
+                }
+                Err(err) => {
+                    tracing::debug!(network = %name, error = %err, "owner network not removed")
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether a container of this installation is published on host port `port`.
@@ -438,6 +542,8 @@ impl DockerRuntime {
                     name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
                 }),
+                // The owner's own bridge: other owners' containers are unreachable.
+                network_mode: Some(plan.network.name.clone()),
                 security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
                 cap_drop: Some(vec!["ALL".to_owned()]),
                 cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
@@ -448,6 +554,15 @@ impl DockerRuntime {
                 // the grace period) and reaps zombies.
                 init: Some(true),
                 ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    plan.network.name.clone(),
+                    EndpointSettings {
+                        aliases: Some(plan.aliases.clone()),
+                        ..Default::default()
+                    },
+                )])),
             }),
             ..Default::default()
         };

@@ -18,3 +18,12 @@ CREATE TABLE blocked_ports (
     reason     TEXT NOT NULL,
     until_ms   BIGINT NOT NULL
 );
+
+-- Each owner's bridge network gets a subnet of its own out of `--network-pool`: the
+-- slot is that subnet's index in the pool, unique so no two owners share one.
+CREATE TABLE owner_networks (
+    owner_id   TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    slot       BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    CONSTRAINT owner_networks_slot_key UNIQUE (slot)
+);

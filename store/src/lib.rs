@@ -15,6 +15,7 @@ pub mod containers;
 mod db;
 mod error;
 pub mod leases;
+pub mod networks;
 pub mod quotas;
 pub mod refresh_tokens;
 pub mod settings;

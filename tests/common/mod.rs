@@ -237,6 +237,8 @@ async fn spawn_inner(
         metrics_token: None,
         http_header_timeout: Duration::from_secs(10),
         pull_policy: longin::cli::PullPolicy::Always,
+        network_pool: longin::cli::parse_network_pool(&network_pool(block)).unwrap(),
+        log_streams_per_user: 64,
         quota_apps: 20,
         quota_replicas: 40,
         quota_memory: 20 << 30,
@@ -489,6 +491,7 @@ pub fn spawn_controller(
             .env("DATABASE_URL", database_url)
             .env("LONGIN_INSTANCE", instance)
             .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.0, ports.1))
+            .env("LONGIN_NETWORK_POOL", network_pool(ports.0))
             .env("LONGIN_BIND_ADDRESS", "127.0.0.1")
             .env("LONGIN_RESYNC_SECONDS", resync.to_string())
             .env("LONGIN_LISTEN", listen.to_string())
@@ -574,7 +577,69 @@ pub struct InstanceContainers(pub String);
 impl Drop for InstanceContainers {
     fn drop(&mut self) {
         remove_instance_containers(&self.0);
+        remove_instance_networks(&self.0);
     }
+}
+
+/// `docker network rm` of every owner network of a test instance.
+pub fn remove_instance_networks(instance: &str) {
+    let ids = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=io.longin.instance={instance}"),
+    ]);
+    for id in ids.split_whitespace() {
+        let _ = std::process::Command::new("docker")
+            .args(["network", "rm", id])
+            .output();
+    }
+}
+
+/// The owners' network pool of the test holding port block `first`: a /20 (16
+/// owners) of its own in 10.240.0.0/12, so tests running at once never ask the engine
+/// for overlapping subnets. Networks a killed earlier run left in it are removed.
+pub fn network_pool(first_port: u16) -> String {
+    let block = u32::from(first_port.saturating_sub(20_000) / 40);
+    let base =
+        std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 240, 0, 0)) + block * 4096);
+    let pool = format!("{base}/20");
+    let names = docker(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=io.longin.managed-by=longin",
+        "--format",
+        "{{.Name}}",
+    ]);
+    for name in names.split_whitespace() {
+        let subnet = std::process::Command::new("docker")
+            .args([
+                "network",
+                "inspect",
+                "-f",
+                "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                name,
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let inside = subnet
+            .split('/')
+            .next()
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+            .is_some_and(|ip| {
+                let (ip, base) = (u32::from(ip), u32::from(base));
+                ip >= base && ip < base + 4096
+            });
+        if inside {
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm", name])
+                .output();
+        }
+    }
+    pool
 }
 
 /// `docker rm -f` of every container of a test instance.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use super::line::{LogLine, parse_frame};
 
@@ -37,19 +37,74 @@ pub enum LogError {
     Read(bollard::errors::Error),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     docker: OnceCell<Docker>,
     streams: Mutex<HashMap<String, broadcast::Sender<LogEvent>>>,
+    /// Log reads and follows open per user (see [`LogHub::admit`]).
+    open_per_user: Mutex<HashMap<String, usize>>,
+    per_user: usize,
+}
+
+/// Log reads and follows one user may have open at once in one process by default
+/// (REST reads, REST follows and WebSocket log subscriptions together): each holds an
+/// engine stream and buffers, so one user must not be able to open thousands.
+pub const DEFAULT_STREAMS_PER_USER: usize = 64;
+
+/// History lines read ahead of a slow client: the engine stream waits beyond this, so
+/// a read costs a bounded amount of memory however many lines it asks for.
+const HISTORY_AHEAD: usize = 32;
+
+/// One of a user's open log streams; dropping it gives the place back.
+#[derive(Debug)]
+pub struct StreamPermit {
+    hub: LogHub,
+    user_id: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self
+            .hub
+            .inner
+            .open_per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// The shared log streams of this process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LogHub {
     inner: Arc<Inner>,
 }
 
+impl Default for LogHub {
+    fn default() -> Self {
+        Self::new(DEFAULT_STREAMS_PER_USER)
+    }
+}
+
 impl LogHub {
+    /// A hub that lets each user have `per_user` log streams open at once.
+    #[must_use]
+    pub fn new(per_user: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                docker: OnceCell::new(),
+                streams: Mutex::default(),
+                open_per_user: Mutex::default(),
+                per_user,
+            }),
+        }
+    }
+
     async fn docker(&self) -> Result<&Docker, LogError> {
         self.inner
             .docker
@@ -63,36 +118,72 @@ impl LogHub {
             .await
     }
 
+    /// A place for one more log stream of `user_id`, or `None` when the user has as
+    /// many open as the hub allows.
+    #[must_use]
+    pub fn admit(&self, user_id: &str) -> Option<StreamPermit> {
+        let mut open = self
+            .inner
+            .open_per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(user_id.to_owned()).or_default();
+        if *n >= self.inner.per_user {
+            metrics::counter!("longin_log_streams_refused_total").increment(1);
+            return None;
+        }
+        *n += 1;
+        Some(StreamPermit {
+            hub: self.clone(),
+            user_id: user_id.to_owned(),
+        })
+    }
+
     /// The container's last `tail` lines (all with `None`) since `since` (Unix
-    /// seconds), oldest first.
+    /// seconds), oldest first, as they come from the engine: read ahead by at most a
+    /// few lines, so a slow reader holds the engine stream back instead of the whole
+    /// history piling up in memory. A read error ends the lines with it; dropping the
+    /// receiver stops the read.
     ///
     /// # Errors
-    /// The engine is unreachable or the container is gone.
+    /// The engine is unreachable.
     pub async fn history(
         &self,
         docker_id: &str,
         tail: Option<usize>,
         since: Option<i64>,
-    ) -> Result<Vec<LogLine>, LogError> {
-        let docker = self.docker().await?;
-        let mut frames = docker.logs(
-            docker_id,
-            Some(LogsOptions {
-                follow: false,
-                stdout: true,
-                stderr: true,
-                timestamps: true,
-                since: since.map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
-                tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
-                ..Default::default()
-            }),
-        );
-        let mut lines = Vec::new();
-        while let Some(frame) = frames.next().await {
-            let frame = frame.map_err(LogError::Read)?;
-            lines.extend(parse_frame(docker_id, &frame));
-        }
-        Ok(lines)
+    ) -> Result<mpsc::Receiver<Result<LogLine, LogError>>, LogError> {
+        let docker = self.docker().await?.clone();
+        let docker_id = docker_id.to_owned();
+        let (tx, rx) = mpsc::channel(HISTORY_AHEAD);
+        tokio::spawn(async move {
+            let mut frames = docker.logs(
+                &docker_id,
+                Some(LogsOptions {
+                    follow: false,
+                    stdout: true,
+                    stderr: true,
+                    timestamps: true,
+                    since: since.map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
+                    tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+                    ..Default::default()
+                }),
+            );
+            while let Some(frame) = frames.next().await {
+                let item = match frame {
+                    Ok(frame) => match parse_frame(&docker_id, &frame) {
+                        Some(line) => Ok(line),
+                        None => continue,
+                    },
+                    Err(err) => Err(LogError::Read(err)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// Follows the container's output from now on, sharing the engine stream with

@@ -3,5 +3,5 @@
 pub mod hub;
 pub mod line;
 
-pub use hub::{LogError, LogEvent, LogHub};
+pub use hub::{LogError, LogEvent, LogHub, StreamPermit};
 pub use line::{LogLine, Stream};

@@ -49,17 +49,35 @@ fn text(value: &Value) -> Message {
 }
 
 /// Serves one client until it leaves or the connection fails.
+/// How long one write to a client may take: a client that stops reading fills its
+/// socket's buffers, and the connection is closed rather than held (with its
+/// keepalive, which cannot run while a write waits) for ever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether a write finished within [`WRITE_TIMEOUT`].
+async fn written(write: impl std::future::Future<Output = Result<(), axum::Error>>) -> bool {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            metrics::counter!("longin_ws_write_timeouts_total").increment(1);
+            tracing::debug!("websocket client stopped reading; closing");
+            false
+        }
+    }
+}
+
 pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
     let (mut sink, mut stream) = socket.split();
     let user = match authenticate(&ctx, &mut stream, kind).await {
         Ok(user) => user,
         Err(reply) => {
-            let _ = sink.send(text(&reply)).await;
-            let _ = sink.close().await;
+            let _ = written(sink.send(text(&reply))).await;
+            let _ = written(sink.close()).await;
             return;
         }
     };
-    if sink.send(text(&protocol::ready())).await.is_err() {
+    if !written(sink.send(text(&protocol::ready()))).await {
         return;
     }
     metrics::gauge!("longin_ws_connections", "stream" => kind.as_str()).increment(1.0);
@@ -76,11 +94,11 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
                     break 'serve;
                 }
                 if let Err(reply) = session.still_allowed().await {
-                    let _ = sink.send(text(&reply)).await;
-                    let _ = sink.close().await;
+                    let _ = written(sink.send(text(&reply))).await;
+                    let _ = written(sink.close()).await;
                     break 'serve;
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if !written(sink.send(Message::Ping(Vec::new().into()))).await {
                     break 'serve;
                 }
             }
@@ -98,11 +116,11 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
             batch = session.outbox.next_batch() => {
                 // Queued, then flushed once: a flush per message cost a write per line.
                 for value in batch {
-                    if sink.feed(Message::Text(value.into())).await.is_err() {
+                    if !written(sink.feed(Message::Text(value.into()))).await {
                         break 'serve;
                     }
                 }
-                if sink.flush().await.is_err() {
+                if !written(sink.flush()).await {
                     break 'serve;
                 }
             }
@@ -356,6 +374,13 @@ impl Session {
     }
 
     async fn subscribe_logs(&mut self, topic: &Topic, tail: usize) -> Result<(), AppError> {
+        let permit = self
+            .ctx
+            .logs
+            .admit(&self.user.id)
+            .ok_or(AppError::TooManyRequests {
+                retry_after_secs: 1,
+            })?;
         let mut app_id = None;
         let (key, docker_ids) = match topic {
             Topic::Container(id) => {
@@ -393,16 +418,24 @@ impl Session {
             followers.push((docker_id.clone(), rx));
         }
         self.outbox.push_always(protocol::subscribed(topic));
+        // Held by the subscription's tasks: the place goes back when they end.
+        let permit = Arc::new(permit);
         let tasks: Vec<JoinHandle<()>> = match app_id {
             // The app's supervisor runs these followers and those of containers to come.
-            Some(app_id) => vec![tokio::spawn(follow_app(
-                self.ctx.clone(),
-                app_id,
-                followers,
-                subscribed_at,
-                tail,
-                self.outbox.clone(),
-            ))],
+            Some(app_id) => {
+                let follow = follow_app(
+                    self.ctx.clone(),
+                    app_id,
+                    followers,
+                    subscribed_at,
+                    tail,
+                    self.outbox.clone(),
+                );
+                vec![tokio::spawn(async move {
+                    let _permit = permit;
+                    follow.await;
+                })]
+            }
             None => followers
                 .into_iter()
                 .map(|(docker_id, rx)| {
@@ -415,7 +448,9 @@ impl Session {
                         None,
                         self.outbox.clone(),
                     );
+                    let permit = permit.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         follow.await;
                     })
                 })
@@ -642,27 +677,28 @@ async fn follow_logs(
     // at a whole second, so it can carry a few older ones).
     let mut last_seen = subscribed_at;
     if tail > 0 {
-        match hub.history(&docker_id, Some(tail), since).await {
-            Ok(lines) => {
-                // From a point in time (a restart): only lines after the last one sent,
-                // as `since` has one-second resolution.
-                let lines: Vec<_> = match since {
-                    Some(_) => lines
-                        .into_iter()
-                        .filter(|l| l.at_ns > subscribed_at)
-                        .collect(),
-                    None => lines,
-                };
-                last_seen = lines.last().map_or(last_seen, |l| l.at_ns);
-                // All of it: the client asked for it (and MAX_TAIL bounds it); only
-                // live lines are dropped for a slow client.
-                for line in &lines {
-                    outbox.push_always(line.to_ws_message());
-                }
-            }
+        let mut history = match hub.history(&docker_id, Some(tail), since).await {
+            Ok(history) => history,
             Err(err) => {
                 outbox.push_always(protocol::end(&docker_id, &err.to_string()));
                 return (docker_id, last_seen);
+            }
+        };
+        while let Some(line) = history.recv().await {
+            match line {
+                // From a point in time (a restart): only lines after the last one
+                // sent, as `since` has one-second resolution.
+                Ok(line) if since.is_some() && line.at_ns <= subscribed_at => {}
+                Ok(line) => {
+                    last_seen = line.at_ns;
+                    // All of it (the client asked for it), but no faster than the
+                    // client reads: history waits for room instead of piling up.
+                    outbox.push_when_room(line.to_ws_message()).await;
+                }
+                Err(err) => {
+                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
+                    return (docker_id, last_seen);
+                }
             }
         }
     }

@@ -57,6 +57,8 @@ pub struct Outbox {
     state: Mutex<State>,
     capacity: usize,
     notify: Notify,
+    /// Wakes producers waiting for room in the line queue (after each drain).
+    room: Notify,
 }
 
 impl Outbox {
@@ -67,6 +69,7 @@ impl Outbox {
             state: Mutex::default(),
             capacity,
             notify: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -117,6 +120,28 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Queues a line once the queue has room, waiting for the writer to take what is
+    /// there: for history, which the client asked for in full but must not pile up in
+    /// memory faster than it reads.
+    pub async fn push_when_room(&self, value: impl IntoText) {
+        let text = value.into_text();
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.state();
+                if state.queue.len() < self.capacity {
+                    state.queue.push_back(Item::Message(text));
+                    drop(state);
+                    self.notify.notify_one();
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
     /// Counts lines lost before they reached this outbox.
     pub fn add_dropped(&self, n: u64) {
         self.state().mark_dropped(n);
@@ -145,6 +170,8 @@ impl Outbox {
             })
             .collect();
         out.extend(state.latest.drain(..).map(|(_, v)| v));
+        drop(state);
+        self.room.notify_waiters();
         out
     }
 
@@ -166,6 +193,30 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn history_waits_for_room_instead_of_piling_up() {
+        let outbox = std::sync::Arc::new(Outbox::new(2));
+        let producer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move {
+                for i in 0..5 {
+                    outbox.push_when_room(format!("line {i}")).await;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let batch = outbox.next_batch().await;
+            assert!(batch.len() <= 2, "more than the capacity queued: {batch:?}");
+            seen.extend(batch);
+        }
+        producer.await.expect("producer");
+        assert_eq!(
+            seen,
+            (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>()
+        );
+    }
 
     #[tokio::test]
     async fn keyed_values_keep_the_newest_and_lines_report_drops_in_order() {
