@@ -32,6 +32,12 @@ pub enum Command {
     Controller(ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(StoreArgs),
+    /// Write a backup: a consistent online copy of the store with the data dir's JWT
+    /// secret, in one tar file (mode 0600).
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data dir (and, for PostgreSQL, an empty
+    /// database); then start `longin serve` on them.
+    Restore(RestoreArgs),
     /// Administrative tasks run against the store directly.
     Admin {
         #[command(subcommand)]
@@ -151,9 +157,30 @@ impl Command {
                 | Self::Api(_)
                 | Self::Controller(_)
                 | Self::Migrate(_)
+                | Self::Backup(_)
+                | Self::Restore(_)
                 | Self::Admin { .. }
         )
     }
+}
+
+/// Settings of `backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where to write it. Default: `<data-dir>/backups/longin-<UTC time>.tar`.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+/// Settings of `restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +202,12 @@ pub struct StoreArgs {
     /// PostgreSQL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Key that seals secret env values in the database (at least 32 bytes). Default:
+    /// generated at first start and kept in the data dir (`secrets-key`, mode 0600).
+    /// Give every process of one installation the same one.
+    #[arg(long, env = "LONGIN_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
 }
 
 impl StoreArgs {
@@ -334,6 +367,15 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_NETWORK_POOL", default_value = "10.224.0.0/12", value_parser = parse_network_pool)]
     pub network_pool: longin_controller::networks::NetworkPool,
 
+    /// How often `serve` writes a backup into `<data-dir>/backups`: `daily`, `hourly`,
+    /// an interval (`6h`, `30m`; 1 min to 1 year), or `off`.
+    #[arg(long, env = "LONGIN_BACKUP_SCHEDULE", default_value = "daily", value_parser = parse_backup_schedule)]
+    pub backup_schedule: BackupSchedule,
+
+    /// Days scheduled backups are kept (the newest always is).
+    #[arg(long, env = "LONGIN_BACKUP_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub backup_retention_days: u32,
+
     /// Applications one user may have (admins are exempt unless given their own
     /// quota through `PATCH /api/admin/users/{id}`).
     #[arg(long, env = "LONGIN_QUOTA_APPS", default_value_t = 20)]
@@ -425,6 +467,41 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range: from 1s to 1h"));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// How often scheduled backups are taken; `None` is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSchedule(pub Option<Duration>);
+
+/// Parses a backup schedule: `off`, `daily`, `hourly`, or a number with `m`, `h` or
+/// `d` (1 minute to 365 days).
+///
+/// # Errors
+/// A message saying what is wrong, for clap to print.
+pub fn parse_backup_schedule(s: &str) -> Result<BackupSchedule, String> {
+    let s = s.trim();
+    let minutes: u64 = match s {
+        "off" => return Ok(BackupSchedule(None)),
+        "daily" => 24 * 60,
+        "hourly" => 60,
+        _ => {
+            let (number, unit) =
+                s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = number.parse().map_err(|_| {
+                format!("expected off, daily, hourly or an interval like 6h, got {s:?}")
+            })?;
+            match unit {
+                "m" => n,
+                "h" => n.saturating_mul(60),
+                "d" => n.saturating_mul(24 * 60),
+                other => return Err(format!("unknown unit {other:?}: use m, h or d")),
+            }
+        }
+    };
+    if !(1..=365 * 24 * 60).contains(&minutes) {
+        return Err(format!("{s} is out of range: from 1m to 365d"));
+    }
+    Ok(BackupSchedule(Some(Duration::from_secs(minutes * 60))))
 }
 
 /// Parses a network pool (`10.224.0.0/12`).
@@ -533,6 +610,22 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backup_schedules_parse() {
+        assert_eq!(parse_backup_schedule("off"), Ok(BackupSchedule(None)));
+        assert_eq!(
+            parse_backup_schedule("daily"),
+            Ok(BackupSchedule(Some(Duration::from_secs(86_400))))
+        );
+        assert_eq!(
+            parse_backup_schedule("6h"),
+            Ok(BackupSchedule(Some(Duration::from_secs(6 * 3600))))
+        );
+        for bad in ["0m", "weekly", "5s", "400d", ""] {
+            assert!(parse_backup_schedule(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `serve` and `api` run, and the admin commands. `main.rs` only dispatches.
 
 pub mod admin;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod data_dir;

@@ -70,6 +70,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Backup(args) => {
+            let store = server::open_store(&args.store).await?;
+            let output = args
+                .output
+                .clone()
+                .unwrap_or_else(|| longin::backup::default_path(&args.store.data_dir));
+            let written = longin::backup::create(&store, &args.store, &output).await;
+            store.close().await;
+            let manifest = written?;
+            println!(
+                "backup of the {} store written to {}",
+                manifest.backend,
+                output.display()
+            );
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let manifest = longin::backup::restore(&args.file, &args.store).await?;
+            // Migrations of a newer version than the backup's run now, not at start.
+            let store = server::open_store(&args.store).await?;
+            store.close().await;
+            println!(
+                "restored the {} backup of {} into {}; start `longin serve` on it",
+                manifest.backend,
+                manifest.created_at,
+                args.store.data_dir.display()
+            );
+            Ok(())
+        }
         Command::Migrate(args) => {
             let store = server::open_store(&args).await?;
             store.close().await;

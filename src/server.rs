@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -42,6 +43,8 @@ pub struct Server {
     http_limits: crate::http::HttpLimits,
     /// Held while the server lives (see [`crate::data_dir`]).
     _data_dir_lock: Option<crate::data_dir::DataDirLock>,
+    /// The settings scheduled backups need.
+    backups: ServeArgs,
 }
 
 /// Opens the store (creating the data dir) and applies pending migrations.
@@ -59,6 +62,13 @@ pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
         .await
         .context("applying database migrations")?;
     crate::data_dir::restrict_database_files(&args.data_dir)?;
+    let key = secret::load_or_create_file(
+        args.secrets_key.as_deref(),
+        &args.data_dir,
+        secret::SECRETS_KEY_FILE,
+    )
+    .context("loading the secrets key")?;
+    let store = store.with_sealer(longin_store::secrets::Sealer::new(&key));
     tracing::info!(backend = store.backend().name(), "store ready");
     Ok(store)
 }
@@ -150,6 +160,7 @@ impl Server {
             controller,
             http_limits: args.http_limits(),
             _data_dir_lock: data_dir_lock,
+            backups: args.clone(),
         })
     }
 
@@ -183,6 +194,7 @@ impl Server {
             controller,
             http_limits,
             _data_dir_lock,
+            backups,
         } = self;
         let addr = listener.local_addr().context("reading the bound address")?;
         // Background tasks get their own token so they outlive the HTTP server's drain
@@ -214,6 +226,20 @@ impl Server {
                 "event bus listener"
             }
         });
+        if let (Role::All, Some(every)) = (role, backups.backup_schedule.0) {
+            let schedule = crate::backup::Schedule {
+                every,
+                keep: Duration::from_secs(u64::from(backups.backup_retention_days) * 86_400),
+            };
+            tasks.spawn({
+                let (store, args, cancel) =
+                    (ctx.store.clone(), backups.store.clone(), background.clone());
+                async move {
+                    crate::backup::run_schedule(store, args, schedule, cancel).await;
+                    "backup schedule"
+                }
+            });
+        }
         if role == Role::All {
             tasks.spawn({
                 let (store, bus, cancel, config) = (

@@ -320,3 +320,39 @@ async fn the_data_dir_and_database_are_private() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn secret_values_are_sealed_in_the_database() {
+    use sqlx::Connection as _;
+    let app = spawn_app().await;
+    let user = app.register("sealer").await;
+    let yaml = common::app_yaml(
+        "vault",
+        "busybox",
+        1,
+        "  env:\n  - {name: API_KEY, value: hunter2-very-secret, secret: true}\n  - {name: MODE, value: plain}\n",
+    );
+    common::apply(&app, &user.access_token, &yaml).await;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT spec FROM applications")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert!(!stored.contains("hunter2-very-secret"), "{stored}");
+    assert!(
+        stored.contains("sealed:v1:") && stored.contains("plain"),
+        "{stored}"
+    );
+    // The same document again changes nothing: stored and applied are compared open.
+    let again = common::apply(&app, &user.access_token, &yaml).await;
+    assert!(again.to_string().contains("unchanged"), "{again}");
+    let shown = common::get_application(&app, &user.access_token, "vault")
+        .await
+        .unwrap();
+    assert_eq!(shown["metadata"]["generation"], 1);
+    assert!(!shown.to_string().contains("hunter2"), "{shown}");
+    app.stop().await;
+}

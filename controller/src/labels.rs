@@ -32,11 +32,15 @@ pub const GENERATION: &str = "io.longin.generation";
 const CONTAINER_REVISION: u32 = 1;
 
 /// A short hash of everything in the spec that shapes a container (not the replica
-/// count, not the host port): a container whose label differs is out of date.
+/// count, not the host port): a container whose label differs is out of date. Keyed
+/// with the installation's secrets key when there is one (HMAC), so the hash in
+/// container names and labels — readable by anyone who can list containers — cannot
+/// be used to test guesses of a secret value offline.
 #[must_use]
 pub fn spec_hash(
     spec: &ApplicationSpec,
     annotations: &std::collections::BTreeMap<String, String>,
+    sealer: Option<&longin_store::secrets::Sealer>,
 ) -> String {
     let mut template = spec.clone();
     template.replicas = 0;
@@ -48,8 +52,13 @@ pub fn spec_hash(
     // network): raising it rolls every container over once, without downtime.
     let canonical =
         serde_json::to_string(&(&template, restarted_at, CONTAINER_REVISION)).unwrap_or_default();
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    match sealer {
+        Some(sealer) => sealer.fingerprint(canonical.as_bytes())[..12].to_owned(),
+        None => {
+            let digest = Sha256::digest(canonical.as_bytes());
+            digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        }
+    }
 }
 
 /// Who a replica's container is: everything its labels record.
@@ -112,16 +121,27 @@ mod tests {
 
     #[test]
     fn hash_ignores_replicas_but_not_the_template_or_restarts() {
-        let base = spec_hash(&spec(), &BTreeMap::new());
+        let base = spec_hash(&spec(), &BTreeMap::new(), None);
         let mut scaled = spec();
         scaled.replicas = 7;
-        assert_eq!(spec_hash(&scaled, &BTreeMap::new()), base);
+        assert_eq!(spec_hash(&scaled, &BTreeMap::new(), None), base);
         let mut other_image = spec();
         other_image.image = "busybox:2".to_owned();
-        assert_ne!(spec_hash(&other_image, &BTreeMap::new()), base);
+        assert_ne!(spec_hash(&other_image, &BTreeMap::new(), None), base);
         let restarted = BTreeMap::from([(RESTARTED_AT_ANNOTATION.to_owned(), "now".to_owned())]);
-        assert_ne!(spec_hash(&spec(), &restarted), base);
+        assert_ne!(spec_hash(&spec(), &restarted, None), base);
         assert_eq!(base.len(), 12);
+    }
+
+    #[test]
+    fn a_keyed_hash_says_nothing_without_the_key() {
+        let a = longin_store::secrets::Sealer::new(&[1; 32]);
+        let b = longin_store::secrets::Sealer::new(&[2; 32]);
+        let keyed = spec_hash(&spec(), &BTreeMap::new(), Some(&a));
+        assert_eq!(keyed.len(), 12);
+        assert_eq!(keyed, spec_hash(&spec(), &BTreeMap::new(), Some(&a)));
+        assert_ne!(keyed, spec_hash(&spec(), &BTreeMap::new(), Some(&b)));
+        assert_ne!(keyed, spec_hash(&spec(), &BTreeMap::new(), None));
     }
 
     #[test]

@@ -277,7 +277,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         ctx.prober.set_targets(app_id, Vec::new());
         return Ok(None);
     };
-    let hash = labels::spec_hash(&app.spec, &app.annotations);
+    let hash = labels::spec_hash(&app.spec, &app.annotations, ctx.store.sealer());
     let deleting = app.deletion_timestamp.is_some();
     let (now, now_text) = now_pair();
 

@@ -17,6 +17,7 @@ use longin_crds::application::{
 use longin_crds::{API_VERSION, Application};
 
 use crate::quotas::Quota;
+use crate::secrets::{Sealer, open_spec, seal_spec};
 use crate::time::rfc3339;
 use crate::{Store, StoreError, now_ms};
 
@@ -145,7 +146,10 @@ pub(crate) fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
 pub(crate) const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
     a.generation, a.resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
 
-pub(crate) fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
+pub(crate) fn from_row(
+    row: &AnyRow,
+    sealer: Option<&Sealer>,
+) -> Result<ApplicationRecord, StoreError> {
     let json =
         |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     Ok(ApplicationRecord {
@@ -156,7 +160,10 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<ApplicationRecord, StoreError> {
         labels: serde_json::from_str(&json("labels")?).map_err(|e| corrupt("labels", &e))?,
         annotations: serde_json::from_str(&json("annotations")?)
             .map_err(|e| corrupt("annotations", &e))?,
-        spec: serde_json::from_str(&json("spec")?).map_err(|e| corrupt("spec", &e))?,
+        spec: open_spec(
+            sealer,
+            serde_json::from_str(&json("spec")?).map_err(|e| corrupt("spec", &e))?,
+        )?,
         status: serde_json::from_str(&json("status")?).map_err(|e| corrupt("status", &e))?,
         generation: row.try_get("generation")?,
         resource_version: row.try_get("resource_version")?,
@@ -195,6 +202,7 @@ pub(crate) async fn lock(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Erro
 
 async fn find(
     tx: &mut Transaction<'_, Any>,
+    sealer: Option<&Sealer>,
     owner_id: &str,
     name: &str,
 ) -> Result<Option<ApplicationRecord>, StoreError> {
@@ -205,16 +213,17 @@ async fn find(
     .bind(name)
     .fetch_optional(&mut **tx)
     .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(|r| from_row(r, sealer)).transpose()
 }
 
 /// The owner's application `name`, or [`ApplicationError::NotFound`].
 async fn find_existing(
     tx: &mut Transaction<'_, Any>,
+    sealer: Option<&Sealer>,
     owner_id: &str,
     name: &str,
 ) -> Result<ApplicationRecord, ApplicationError> {
-    find(tx, owner_id, name)
+    find(tx, sealer, owner_id, name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
             name: name.to_owned(),
@@ -342,6 +351,7 @@ fn user_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> 
 
 async fn insert(
     tx: &mut Transaction<'_, Any>,
+    sealer: Option<&Sealer>,
     owner_id: &str,
     doc: &Application,
     range: PortRange,
@@ -358,7 +368,7 @@ async fn insert(
     .bind(&doc.metadata.name)
     .bind(to_json(&doc.metadata.labels)?)
     .bind(to_json(&annotations)?)
-    .bind(to_json(&doc.spec)?)
+    .bind(to_json(&seal_spec(sealer, &doc.spec))?)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -374,7 +384,7 @@ async fn insert(
     };
     write_status(tx, &id, &status).await?;
     record_deployment(tx, &id, 1, "create", &doc.spec.image).await?;
-    find(tx, owner_id, &doc.metadata.name)
+    find(tx, sealer, owner_id, &doc.metadata.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
             name: doc.metadata.name.clone(),
@@ -396,8 +406,10 @@ async fn write_status(
 
 /// Writes a new desired state of an existing application, bumping `resourceVersion`,
 /// and `generation` when the spec or the restart annotation changed; refits its ports.
+#[allow(clippy::too_many_arguments)]
 async fn update(
     tx: &mut Transaction<'_, Any>,
+    sealer: Option<&Sealer>,
     existing: &ApplicationRecord,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
@@ -425,7 +437,7 @@ async fn update(
     )
     .bind(to_json(&labels)?)
     .bind(to_json(&annotations)?)
-    .bind(to_json(&spec)?)
+    .bind(to_json(&seal_spec(sealer, &spec))?)
     .bind(to_json(&status)?)
     .bind(generation)
     .bind(now_ms())
@@ -435,7 +447,7 @@ async fn update(
     if spec_changed {
         record_deployment(tx, &existing.id, generation, trigger, &spec.image).await?;
     }
-    let record = find(tx, &existing.owner_id, &existing.name)
+    let record = find(tx, sealer, &existing.owner_id, &existing.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
             name: existing.name.clone(),
@@ -523,7 +535,7 @@ impl Store {
         let mut applied = Vec::with_capacity(documents.len());
         for doc in documents {
             let name = &doc.metadata.name;
-            let existing = find(&mut tx, owner_id, name).await?;
+            let existing = find(&mut tx, self.sealer(), owner_id, name).await?;
             let Some(existing) = existing else {
                 let mut doc = doc.clone();
                 doc.spec.fill_secrets_from(None).map_err(|vars| {
@@ -532,7 +544,7 @@ impl Store {
                         vars,
                     }
                 })?;
-                let record = insert(&mut tx, owner_id, &doc, range).await?;
+                let record = insert(&mut tx, self.sealer(), owner_id, &doc, range).await?;
                 applied.push(Applied {
                     action: ApplyAction::Created,
                     record,
@@ -570,6 +582,7 @@ impl Store {
             );
             let (action, record) = update(
                 &mut tx,
+                self.sealer(),
                 &existing,
                 doc.metadata.labels.clone(),
                 annotations,
@@ -607,7 +620,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
         let before = crate::quotas::usage(&mut tx, owner_id).await?;
-        let existing = find_existing(&mut tx, owner_id, name).await?;
+        let existing = find_existing(&mut tx, self.sealer(), owner_id, name).await?;
         if existing.deletion_timestamp.is_some() {
             return Err(ApplicationError::Terminating {
                 name: name.to_owned(),
@@ -645,6 +658,7 @@ impl Store {
         };
         let (_, record) = update(
             &mut tx,
+            self.sealer(),
             &existing,
             existing.labels.clone(),
             annotations,
@@ -677,7 +691,7 @@ impl Store {
     ) -> Result<bool, ApplicationError> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
-        let existing = find_existing(&mut tx, owner_id, name).await?;
+        let existing = find_existing(&mut tx, self.sealer(), owner_id, name).await?;
         let containers: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM containers WHERE application_id = $1")
                 .bind(&existing.id)
@@ -722,7 +736,7 @@ impl Store {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, self.sealer())).transpose()
     }
 
     /// The applications of one owner, or of everyone when `owner_id` is `None`, by name.
@@ -750,7 +764,7 @@ impl Store {
                 .await?
             }
         };
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, self.sealer())).collect()
     }
 
     /// The application's generations, newest first.

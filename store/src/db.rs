@@ -84,6 +84,8 @@ pub struct Store {
     changes: ChangeFeed,
     /// Kept for PostgreSQL's LISTEN connection; never logged.
     url: std::sync::Arc<str>,
+    /// Seals secret values written, opens those read (see [`crate::secrets`]).
+    sealer: Option<std::sync::Arc<crate::secrets::Sealer>>,
 }
 
 impl Store {
@@ -126,6 +128,7 @@ impl Store {
             backend,
             changes: ChangeFeed::new(),
             url: options.url.as_str().into(),
+            sealer: None,
         })
     }
 
@@ -168,6 +171,19 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// This store, sealing secret values with `sealer` from now on.
+    #[must_use]
+    pub fn with_sealer(mut self, sealer: crate::secrets::Sealer) -> Self {
+        self.sealer = Some(std::sync::Arc::new(sealer));
+        self
+    }
+
+    /// The sealer of secret values, when the store has one.
+    #[must_use]
+    pub fn sealer(&self) -> Option<&crate::secrets::Sealer> {
+        self.sealer.as_deref()
     }
 
     /// Closes every connection; waits for the ones in use to come back.

@@ -8,6 +8,7 @@
 
 pub mod api_logs;
 pub mod applications;
+pub mod backup;
 pub mod blocked_ports;
 pub mod bus;
 pub mod changes;
@@ -18,6 +19,7 @@ pub mod leases;
 pub mod networks;
 pub mod quotas;
 pub mod refresh_tokens;
+pub mod secrets;
 pub mod settings;
 pub mod status;
 pub mod time;

@@ -43,7 +43,7 @@ impl Store {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, self.sealer())).transpose()
     }
 
     /// Every application of every user (for metrics and the collector).
@@ -56,7 +56,7 @@ impl Store {
         ))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, self.sealer())).collect()
     }
 
     /// Every application's uid with what a reconcile acts on besides containers: its

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub jwt_secret: String,
+    /// The secrets key (`LONGIN_SECRETS_KEY`), shared by processes of one installation.
+    pub secrets_key: String,
     pub database_url: String,
     pub redis_url: Option<String>,
     pub data_dir: tempfile::TempDir,
@@ -156,11 +158,13 @@ pub async fn spawn_platform() -> TestApp {
 pub async fn spawn_api_sharing(other: &TestApp, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let database_url = other.database_url.clone();
     let jwt_secret = other.jwt_secret.clone();
+    let secrets_key = other.secrets_key.clone();
     let mut app = spawn(
         |_| {},
         |args| {
             args.store.database_url = Some(database_url.clone());
             args.jwt_secret = Some(jwt_secret.clone());
+            args.store.secrets_key = Some(secrets_key.clone());
             configure(args);
         },
         Role::ApiOnly,
@@ -168,6 +172,7 @@ pub async fn spawn_api_sharing(other: &TestApp, configure: impl FnOnce(&mut Serv
     .await;
     app.database_url = database_url;
     app.jwt_secret = jwt_secret;
+    app.secrets_key = other.secrets_key.clone();
     app
 }
 
@@ -195,6 +200,7 @@ async fn spawn_inner(
     let database_url = fresh_database_url(data_dir.path()).await;
     let redis_url = std::env::var("LONGIN_TEST_REDIS_URL").ok();
     let jwt_secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+    let secrets_key = format!("test-secrets-key-{}", uuid::Uuid::new_v4().simple());
     let instance = format!(
         "longin-test-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -207,6 +213,7 @@ async fn spawn_inner(
         store: StoreArgs {
             data_dir: data_dir.path().to_owned(),
             database_url: Some(database_url.clone()),
+            secrets_key: Some(secrets_key.clone()),
         },
         listen: "127.0.0.1:0".parse().expect("addr"),
         redis_url: redis_url.clone(),
@@ -239,6 +246,9 @@ async fn spawn_inner(
         pull_policy: longin::cli::PullPolicy::Always,
         network_pool: longin::cli::parse_network_pool(&network_pool(block)).unwrap(),
         log_streams_per_user: 64,
+        // The backup tests run `longin backup` themselves.
+        backup_schedule: longin::cli::BackupSchedule(None),
+        backup_retention_days: 30,
         quota_apps: 20,
         quota_replicas: 40,
         quota_memory: 20 << 30,
@@ -273,6 +283,7 @@ async fn spawn_inner(
             .build()
             .expect("client"),
         jwt_secret,
+        secrets_key: args.store.secrets_key.clone().unwrap_or_default(),
         database_url,
         redis_url,
         data_dir,
@@ -373,6 +384,7 @@ impl TestApp {
             store: StoreArgs {
                 data_dir: self.data_dir.path().to_owned(),
                 database_url: Some(self.database_url.clone()),
+                secrets_key: None,
             },
             username: username.to_owned(),
             email: format!("{username}@example.com"),

@@ -11,13 +11,15 @@ use rand::RngCore;
 
 /// File name of the generated secret inside the data dir.
 pub const SECRET_FILE: &str = "jwt-secret";
+/// File name of the generated key that seals secret env values at rest.
+pub const SECRETS_KEY_FILE: &str = "secrets-key";
 /// 256 bits, as RFC 7518 asks of an HS256 key.
 const MIN_SECRET_BYTES: usize = 32;
 
 /// Why no secret could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("LONGIN_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")]
+    #[error("the secret given in the environment must be at least {MIN_SECRET_BYTES} bytes long")]
     TooShort,
     #[error("cannot read or write {path}")]
     Io {
@@ -35,13 +37,26 @@ pub enum SecretError {
 /// # Errors
 /// A too-short secret, or the file cannot be read or written.
 pub fn load_or_create(from_env: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
+    load_or_create_file(from_env, data_dir, SECRET_FILE)
+}
+
+/// A secret of the data dir: `from_env` if given, else file `name` in the data dir,
+/// created with a fresh random secret (mode 0600) on first start.
+///
+/// # Errors
+/// A too-short secret, or the file cannot be read or written.
+pub fn load_or_create_file(
+    from_env: Option<&str>,
+    data_dir: &Path,
+    name: &str,
+) -> Result<Vec<u8>, SecretError> {
     if let Some(secret) = from_env {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(SecretError::TooShort);
         }
         return Ok(secret.as_bytes().to_vec());
     }
-    let path = data_dir.join(SECRET_FILE);
+    let path = data_dir.join(name);
     let io = |source| SecretError::Io {
         path: path.clone(),
         source,
@@ -59,12 +74,12 @@ pub fn load_or_create(from_env: Option<&str>, data_dir: &Path) -> Result<Vec<u8>
         Ok(mut file) => {
             file.write_all(encoded.as_bytes()).map_err(io)?;
             file.sync_all().map_err(io)?;
-            tracing::info!(path = %path.display(), "generated a new JWT signing secret");
+            tracing::info!(path = %path.display(), "generated a new secret");
         }
         Err(err) if err.kind() == ErrorKind::AlreadyExists => {
             let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
             if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "JWT secret file is readable by others; restricting it to 0600");
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "secret file is readable by others; restricting it to 0600");
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                     .map_err(io)?;
             }
