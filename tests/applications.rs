@@ -872,10 +872,13 @@ async fn secret_env_values_are_never_returned_and_survive_reapply() {
         apply_ok(&app, &user.access_token, &text).await[0]["unchanged"],
         true
     );
-    // The value itself is kept for the controller.
+    // The value itself is kept for the controller (sealed: it opens with the key).
     let store = longin_store::Store::connect(&longin_store::StoreOptions::new(&app.database_url))
         .await
-        .unwrap();
+        .unwrap()
+        .with_sealer(longin_store::secrets::Sealer::new(
+            app.secrets_key.as_bytes(),
+        ));
     let record = store.list_applications(None).await.unwrap().remove(0);
     assert_eq!(record.spec.env[1].value.as_deref(), Some("s3cr3t-value"));
     store.close().await;

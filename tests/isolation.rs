@@ -368,3 +368,58 @@ async fn tenants_are_isolated_and_an_owner_reaches_its_apps_by_name() {
     .await;
     app.stop().await;
 }
+
+/// Eight apps whose programs ignore SIGTERM, with the longest grace period, deleted at
+/// once: their stops run off the controller's workers, so another user's new app
+/// still starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_slow_stops_do_not_stall_another_users_app() {
+    let app = spawn_platform().await;
+    let slow = app.register("slow-stopper").await;
+    let other = app.register("bystander").await;
+    let names: Vec<String> = (0..8).map(|i| format!("stubborn-{i}")).collect();
+    for name in &names {
+        let yaml = busybox_app(name, 1, "trap \"\" TERM; while :; do sleep 1; done").replace(
+            "terminationGracePeriodSeconds: 2",
+            "terminationGracePeriodSeconds: 300",
+        );
+        apply(&app, &slow.access_token, &yaml).await;
+    }
+    for name in &names {
+        wait_for(&app, &slow.access_token, name, "Running", 1).await;
+    }
+    futures::future::join_all(names.iter().map(|name| {
+        app.client
+            .delete(app.url(&format!("/api/applications/{name}")))
+            .bearer_auth(&slow.access_token)
+            .send()
+    }))
+    .await
+    .into_iter()
+    .for_each(|res| assert!(res.unwrap().status().is_success()));
+    // Let the controller take up the deletions before the other user's apply.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let httpd = format!("{}/longin/httpd:1.0", registry());
+    apply(
+        &app,
+        &other.access_token,
+        &app_yaml("prompt", &httpd, 1, ""),
+    )
+    .await;
+    eventually(10, "the other user's app running", || async {
+        let a = get_application(&app, &other.access_token, "prompt").await?;
+        (a["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    println!(
+        "another user's app ran {:?} after its apply",
+        started.elapsed()
+    );
+    // The stubborn ones are still being stopped (their grace is 300 s).
+    let a = get_application(&app, &slow.access_token, "stubborn-0")
+        .await
+        .unwrap();
+    assert_eq!(a["status"]["phase"], "Terminating", "{a}");
+    app.stop().await;
+}

@@ -16,6 +16,7 @@ pub mod quiet;
 pub mod reconciler;
 pub mod runtime;
 pub mod stats;
+pub mod stops;
 
 use std::collections::HashMap;
 use std::time::Duration;

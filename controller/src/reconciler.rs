@@ -119,6 +119,8 @@ pub struct Context {
     pub quiet: QuietApps,
     /// Per app, the last host port it was moved off (held outside Longin), for status.
     skipped_ports: Arc<Mutex<HashMap<String, String>>>,
+    /// Graceful stops running off the workers.
+    pub stops: crate::stops::Stops,
     /// Fires when the controller stops: cuts short the steps that can take long
     /// (pulls); the others finish, so no container is left half made.
     pub cancel: CancellationToken,
@@ -145,9 +147,14 @@ impl Context {
             failed: Arc::default(),
             quiet: QuietApps::default(),
             skipped_ports: Arc::default(),
+            stops: crate::stops::Stops::default(),
         }
     }
 }
+
+/// How soon an app with containers being stopped is looked at again (the engine's
+/// `destroy` event usually comes first).
+const STOPPING_RECHECK: Duration = Duration::from_secs(2);
 
 /// (Unix milliseconds, RFC 3339) of now.
 fn now_pair() -> (i64, String) {
@@ -271,8 +278,10 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let Some(app) = ctx.store.application_by_id(app_id).await? else {
         // Orphans: managed containers whose application is gone.
         for c in &observed {
-            tracing::info!(app = app_id, container = %c.id, "removing orphan container");
-            ctx.runtime.stop_and_remove(&c.id, 10).await?;
+            if !ctx.stops.is_stopping(&c.id) {
+                tracing::info!(app = app_id, container = %c.id, "removing orphan container");
+                ctx.stops.begin(&ctx.runtime, &c.id, 10, &ctx.cancel);
+            }
         }
         ctx.prober.set_targets(app_id, Vec::new());
         return Ok(None);
@@ -362,10 +371,16 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let acted = !steps.is_empty();
     for step in steps {
         match step {
+            // Off the workers: a stop may wait out a long grace period.
             Step::Remove { id } => {
-                tracing::info!(app = %app.name, container = %id, "stopping and removing container");
-                ctx.runtime.stop_and_remove(&id, grace).await?;
+                if !ctx.stops.is_stopping(&id) {
+                    tracing::info!(app = %app.name, container = %id, "stopping and removing container");
+                    ctx.stops.begin(&ctx.runtime, &id, grace, &ctx.cancel);
+                }
+                requeue = Some(requeue.map_or(STOPPING_RECHECK, |r| r.min(STOPPING_RECHECK)));
             }
+            // A container being stopped is not started again.
+            Step::Restart { id, .. } if ctx.stops.is_stopping(&id) => {}
             Step::Create { replica, host_port } => {
                 let (id, host_port) =
                     match start_on_a_free_port(ctx, &app, &hash, replica, host_port).await {
