@@ -141,7 +141,14 @@ async fn two_installations_on_one_engine_keep_their_containers() {
     );
     let _containers = InstanceContainers(shared.clone());
     let first = spawn_platform_with(|args| args.instance.clone_from(&shared)).await;
-    let second = spawn_platform_with(|args| args.instance.clone_from(&shared)).await;
+    // The same network pool too, as two installations left at the defaults have: the
+    // second's first owner finds its subnet taken on the engine and moves on.
+    let pool = longin::cli::parse_network_pool(&common::network_pool(first._ports.first)).unwrap();
+    let second = spawn_platform_with(|args| {
+        args.instance.clone_from(&shared);
+        args.network_pool = pool;
+    })
+    .await;
     let image = format!("{}/longin/httpd:1.0", registry());
     let a = first.register("first-owner").await;
     let b = second.register("second-owner").await;
@@ -154,6 +161,24 @@ async fn two_installations_on_one_engine_keep_their_containers() {
         container_ids(&second, &b.access_token, "web").await,
     );
     assert_eq!((before.0.len(), before.1.len()), (2, 2));
+    let subnet = |id: &str| {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            id,
+        ])
+        .trim()
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .to_owned()
+    };
+    assert_ne!(
+        subnet(&before.0[0]),
+        subnet(&before.1[0]),
+        "one subnet, two networks"
+    );
     // Several resync periods (5 s in tests) of both controllers.
     tokio::time::sleep(Duration::from_secs(16)).await;
     let after = (
@@ -422,4 +447,55 @@ async fn one_users_slow_stops_do_not_stall_another_users_app() {
         .unwrap();
     assert_eq!(a["status"]["phase"], "Terminating", "{a}");
     app.stop().await;
+}
+
+/// Eight apps of one user whose images sit on a registry that never answers: their
+/// pulls run off the controller's workers, so another user's new app still starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_stuck_pulls_do_not_stall_another_users_app() {
+    // A "registry" that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = spawn_platform().await;
+    let stuck = app.register("stuck-puller").await;
+    let other = app.register("bystander").await;
+    for i in 0..8 {
+        let image = format!("127.0.0.1:{silent}/longin/stuck-{i}:1.0");
+        apply(
+            &app,
+            &stuck.access_token,
+            &app_yaml(&format!("stuck-{i}"), &image, 1, ""),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let httpd = format!("{}/longin/httpd:1.0", registry());
+    apply(
+        &app,
+        &other.access_token,
+        &app_yaml("prompt", &httpd, 1, ""),
+    )
+    .await;
+    eventually(10, "the other user's app running", || async {
+        let a = get_application(&app, &other.access_token, "prompt").await?;
+        (a["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    println!(
+        "another user's app ran {:?} after its apply",
+        started.elapsed()
+    );
+    let a = get_application(&app, &stuck.access_token, "stuck-0")
+        .await
+        .unwrap();
+    assert_eq!(a["status"]["readyReplicas"], 0, "{a}");
+    app.stop().await;
+    holder.abort();
 }

@@ -40,6 +40,14 @@ pub fn remove_label(label: &str) {
             .args(&ids)
             .output();
     }
+    // And the owners' networks Longin made for them.
+    let out = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .expect("docker network ls");
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("docker").args(["network", "rm", id]).output();
+    }
 }
 
 /// Ports here stay below 32768, Linux's ephemeral range, where outgoing connections

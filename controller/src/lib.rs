@@ -11,6 +11,7 @@ pub mod labels;
 pub mod networks;
 pub mod plan;
 pub mod prober;
+pub mod pulls;
 pub mod queue;
 pub mod quiet;
 pub mod reconciler;

@@ -64,6 +64,41 @@ impl NetworkPool {
     }
 }
 
+impl NetworkPool {
+    /// The slots whose subnets overlap any of `subnets` (`A.B.C.D/N`, as the engine
+    /// lists its networks'): taken by some other network, so no owner may get them.
+    #[must_use]
+    pub fn overlapping_slots(self, subnets: &[String]) -> Vec<u32> {
+        let pool_first = u64::from(self.base);
+        let pool_last = pool_first + u64::from(self.slots()) * 256 - 1;
+        let mut slots = Vec::new();
+        for subnet in subnets {
+            let Some((address, prefix)) = subnet.split_once('/') else {
+                continue;
+            };
+            let (Ok(address), Ok(prefix)) = (address.parse::<Ipv4Addr>(), prefix.parse::<u32>())
+            else {
+                continue;
+            };
+            if prefix > 32 {
+                continue;
+            }
+            let size = 1_u64 << (32 - prefix);
+            let first = u64::from(u32::from(address)) & !(size - 1);
+            let last = first + size - 1;
+            if last < pool_first || first > pool_last {
+                continue;
+            }
+            let from = (first.max(pool_first) - pool_first) / 256;
+            let to = (last.min(pool_last) - pool_first) / 256;
+            slots.extend((from..=to).filter_map(|s| u32::try_from(s).ok()));
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+    }
+}
+
 impl Default for NetworkPool {
     /// `10.224.0.0/12`: 4096 owners, outside Docker's own default pools (172.17–31,
     /// 192.168) and the 10.0/16 ranges home routers favour.
@@ -120,6 +155,28 @@ mod tests {
             NetworkPool::parse("192.168.5.0/24").expect("one").slots(),
             1
         );
+    }
+
+    #[test]
+    fn subnets_of_other_networks_take_their_slots() {
+        let pool = NetworkPool::default();
+        let taken = pool.overlapping_slots(&[
+            "10.224.0.0/24".to_owned(),
+            "10.224.5.128/25".to_owned(),
+            "10.224.16.0/22".to_owned(),
+            "172.17.0.0/16".to_owned(),
+            "10.0.0.0/8".to_owned(),
+            "garbage".to_owned(),
+        ]);
+        // 10.0.0.0/8 covers the whole pool.
+        assert_eq!(taken.len(), 4096);
+        let taken = pool.overlapping_slots(&[
+            "10.224.0.0/24".to_owned(),
+            "10.224.5.128/25".to_owned(),
+            "10.224.16.0/22".to_owned(),
+            "172.17.0.0/16".to_owned(),
+        ]);
+        assert_eq!(taken, vec![0, 5, 16, 17, 18, 19]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::labels;
 use crate::plan::{self, CrashLoop, Desired, Facts, Observed, RestartLimit, RunState, Step};
 use crate::prober::{Prober, Target};
+use crate::pulls::PullStatus;
 use crate::quiet::QuietApps;
 use crate::runtime::{ContainerPlan, DockerRuntime, NetworkPlan, RuntimeError};
 
@@ -121,6 +122,8 @@ pub struct Context {
     skipped_ports: Arc<Mutex<HashMap<String, String>>>,
     /// Graceful stops running off the workers.
     pub stops: crate::stops::Stops,
+    /// Image pulls running off the workers.
+    pub pulls: crate::pulls::Pulls,
     /// Fires when the controller stops: cuts short the steps that can take long
     /// (pulls); the others finish, so no container is left half made.
     pub cancel: CancellationToken,
@@ -148,9 +151,13 @@ impl Context {
             quiet: QuietApps::default(),
             skipped_ports: Arc::default(),
             stops: crate::stops::Stops::default(),
+            pulls: crate::pulls::Pulls::default(),
         }
     }
 }
+
+/// How soon a reconcile waiting for its image looks again.
+const PULL_RECHECK: Duration = Duration::from_millis(500);
 
 /// How soon an app with containers being stopped is looked at again (the engine's
 /// `destroy` event usually comes first).
@@ -213,23 +220,42 @@ async fn owner_network(
     app: &ApplicationRecord,
 ) -> Result<NetworkPlan, ReconcileError> {
     let pool = ctx.config.network_pool;
-    let slot = ctx
+    let mut slot = ctx
         .store
         .owner_network_slot(&app.owner_id, pool.slots())
         .await?;
-    let (subnet, gateway) =
-        pool.subnet(slot)
-            .ok_or(longin_store::networks::NetworkSlotError::PoolFull {
-                slots: pool.slots(),
-            })?;
-    let plan = NetworkPlan {
-        name: crate::networks::network_name(&ctx.config.installation, &app.owner_id),
-        owner_id: app.owner_id.clone(),
-        subnet,
-        gateway,
-    };
-    ctx.runtime.ensure_network(&plan).await?;
-    Ok(plan)
+    let name = crate::networks::network_name(&ctx.config.installation, &app.owner_id);
+    loop {
+        let (subnet, gateway) =
+            pool.subnet(slot)
+                .ok_or(longin_store::networks::NetworkSlotError::PoolFull {
+                    slots: pool.slots(),
+                })?;
+        let plan = NetworkPlan {
+            name: name.clone(),
+            owner_id: app.owner_id.clone(),
+            subnet,
+            gateway,
+        };
+        match ctx.runtime.ensure_network(&plan).await {
+            Ok(()) => return Ok(plan),
+            // Another installation or the operator uses that subnet: give the owner
+            // one that nothing on the engine overlaps.
+            Err(err) if err.to_string().contains("overlaps") => {
+                let taken = pool.overlapping_slots(&ctx.runtime.network_subnets().await?);
+                let moved = ctx
+                    .store
+                    .move_owner_network(&app.owner_id, pool.slots(), &taken)
+                    .await?;
+                tracing::warn!(owner = %app.owner_id, slot, moved, "owner network subnet taken on the engine; moved");
+                if moved == slot {
+                    return Err(err.into());
+                }
+                slot = moved;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 async fn observe(ctx: &Context, app_id: &str) -> Result<Vec<Observed>, ReconcileError> {
@@ -348,24 +374,27 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let grace = app.spec.termination_grace_period_seconds;
 
     // A rollout's new containers (Surge) are pulled like new replicas: under the
-    // Always policy no container is ever made from an unpulled copy.
+    // Always policy no container is ever made from an unpulled copy. The pull runs off
+    // the workers; this reconcile comes back when it may be done.
     if steps
         .iter()
         .any(|s| matches!(s, Step::Create { .. } | Step::Surge { .. }))
-        && let Err(err) = ctx
-            .runtime
-            .ensure_image(
-                &app.spec.image,
-                app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy),
-                &ctx.cancel,
-            )
-            .await
     {
-        if let RuntimeError::Pull { message, .. } = &err {
-            facts.pull_error = Some(message.clone());
-            write_status(ctx, &app, &desired, &observed, &facts).await?;
+        let policy = app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy);
+        match ctx
+            .pulls
+            .ensure(&ctx.runtime, &app.spec.image, policy, &ctx.cancel)
+        {
+            PullStatus::Ready => {}
+            PullStatus::Pending => return Ok(Some(PULL_RECHECK)),
+            PullStatus::Failed(err) => {
+                if let RuntimeError::Pull { message, .. } = &err {
+                    facts.pull_error = Some(message.clone());
+                    write_status(ctx, &app, &desired, &observed, &facts).await?;
+                }
+                return Err(err.into());
+            }
         }
-        return Err(err.into());
     }
 
     let acted = !steps.is_empty();

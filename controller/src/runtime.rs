@@ -258,6 +258,24 @@ impl DockerRuntime {
         }
     }
 
+    /// The subnets of every network on the engine (ours and anyone's).
+    ///
+    /// # Errors
+    /// The networks cannot be listed.
+    pub async fn network_subnets(&self) -> Result<Vec<String>, RuntimeError> {
+        let networks = self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?;
+        Ok(networks
+            .into_iter()
+            .filter_map(|n| n.ipam?.config)
+            .flatten()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
     /// Removes this installation's owner networks that no container uses (an owner's
     /// last app deleted); the engine refuses to remove one still in use, which is
     /// left for the next pass.

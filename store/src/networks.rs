@@ -21,6 +21,40 @@ impl From<sqlx::Error> for NetworkSlotError {
 }
 
 impl Store {
+    /// Gives the owner a new slot, the lowest free one below `slots` that is not in
+    /// `avoid` (slots found taken by networks outside this installation).
+    ///
+    /// # Errors
+    /// [`NetworkSlotError::PoolFull`] when no such slot is left.
+    pub async fn move_owner_network(
+        &self,
+        owner_id: &str,
+        slots: u32,
+        avoid: &[u32],
+    ) -> Result<u32, NetworkSlotError> {
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        sqlx::query("DELETE FROM owner_networks WHERE owner_id = $1")
+            .bind(owner_id)
+            .execute(&mut *tx)
+            .await?;
+        let used: Vec<i64> = sqlx::query_scalar("SELECT slot FROM owner_networks")
+            .fetch_all(&mut *tx)
+            .await?;
+        let used: std::collections::HashSet<i64> = used.into_iter().collect();
+        let slot = (0..slots)
+            .find(|s| !avoid.contains(s) && !used.contains(&i64::from(*s)))
+            .ok_or(NetworkSlotError::PoolFull { slots })?;
+        sqlx::query("INSERT INTO owner_networks (owner_id, slot, created_at) VALUES ($1, $2, $3)")
+            .bind(owner_id)
+            .bind(i64::from(slot))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(slot)
+    }
+
     /// The owner's slot, given now (the lowest free one below `slots`) if it has none.
     ///
     /// # Errors
