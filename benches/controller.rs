@@ -55,6 +55,30 @@ fn app_doc(name: &str, image: &str) -> String {
     )
 }
 
+/// The baseline's own bridge network: Longin puts every owner's containers on one, and
+/// a container on a user-defined bridge costs the engine more to wire than one on the
+/// default bridge, so the baseline pays it too.
+const BASELINE_NETWORK: &str = "longin-bench-baseline";
+
+async fn baseline_network(docker: &Docker) {
+    let _ = docker.remove_network(BASELINE_NETWORK).await;
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: BASELINE_NETWORK.to_owned(),
+            driver: Some("bridge".to_owned()),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some("10.239.255.0/24".to_owned()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create the baseline network");
+}
+
 /// Creates and starts one container the way the controller does, straight through
 /// the engine API.
 async fn docker_run(docker: &Docker, name: &str, image: &str, host_port: u16) -> String {
@@ -75,7 +99,18 @@ async fn docker_run(docker: &Docker, name: &str, image: &str, host_port: u16) ->
                 }]),
             )])),
             init: Some(true),
+            nano_cpus: Some(100_000_000),
+            network_mode: Some(BASELINE_NETWORK.to_owned()),
             ..Default::default()
+        }),
+        networking_config: Some(bollard::models::NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                BASELINE_NETWORK.to_owned(),
+                bollard::models::EndpointSettings {
+                    aliases: Some(vec![name.to_owned()]),
+                    ..Default::default()
+                },
+            )])),
         }),
         ..Default::default()
     };
@@ -128,6 +163,7 @@ async fn main() {
         .unwrap();
     let client = reqwest::Client::new();
     remove_label("io.longin.bench-baseline=1");
+    baseline_network(&docker).await;
 
     let server = start_server(&[]);
     let token = server.ready_and_register(&client).await;
@@ -214,6 +250,7 @@ async fn main() {
     }
     let docker_many = started.elapsed().as_secs_f64();
     remove_label("io.longin.bench-baseline=1");
+    let _ = docker.remove_network(BASELINE_NETWORK).await;
 
     let docs: Vec<String> = (0..apps)
         .map(|i| app_doc(&format!("many-{i}"), &image))
