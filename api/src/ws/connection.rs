@@ -115,12 +115,16 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
             }
             batch = session.outbox.next_batch() => {
                 // Queued, then flushed once: a flush per message cost a write per line.
-                for value in batch {
-                    if !written(sink.feed(Message::Text(value.into()))).await {
-                        break 'serve;
+                // One deadline for the whole batch: a timer per line cost log
+                // throughput (observability bench (a): 0.55 with one per line, 0.71
+                // with one per batch).
+                let write = async {
+                    for value in batch {
+                        sink.feed(Message::Text(value.into())).await?;
                     }
-                }
-                if !written(sink.flush()).await {
+                    sink.flush().await
+                };
+                if !written(write).await {
                     break 'serve;
                 }
             }
