@@ -107,6 +107,27 @@ fn describe() {
         "Container restarts by application (owner/name)."
     );
     describe_counter!("longin_image_pulls_total", "Image pulls by result.");
+    describe_gauge!(
+        "longin_image_pulls_in_flight",
+        "Image pulls running off the reconcile workers."
+    );
+    describe_gauge!(
+        "longin_controller_stops_in_flight",
+        "Graceful container stops running off the reconcile workers."
+    );
+    describe_counter!(
+        "longin_log_streams_refused_total",
+        "Log reads and follows refused: the user had the most open already."
+    );
+    describe_counter!(
+        "longin_ws_write_timeouts_total",
+        "WebSocket connections closed because the client stopped reading."
+    );
+    describe_counter!("longin_backups_total", "Scheduled backups by result.");
+    describe_gauge!(
+        "longin_backup_last_success_timestamp_seconds",
+        "When the last scheduled backup was written (Unix time)."
+    );
     describe_counter!(
         "longin_host_ports_skipped_total",
         "Replicas moved off a host port held outside Longin."
