@@ -385,6 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn a_crafted_backup_cannot_write_outside_its_members() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("crafted.tar");
+        let mut archive = tar::Builder::new(fs::File::create(&file).expect("create"));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        archive
+            .append_data(&mut header, "authorized_keys", &b"x"[..])
+            .expect("append");
+        archive.into_inner().expect("finish");
+        let into = dir.path().join("staging");
+        fs::create_dir(&into).expect("mkdir");
+        let err = unpack(&file, &into).expect_err("an unknown member is refused");
+        assert!(err.to_string().contains("no backup has"), "{err}");
+        assert!(
+            fs::read_dir(&into).expect("read").next().is_none(),
+            "nothing written"
+        );
+    }
+
+    #[test]
     fn pruning_keeps_the_newest_and_what_is_young() {
         let dir = tempfile::tempdir().expect("tempdir");
         for name in ["longin-1.tar", "longin-2.tar", "other.txt"] {

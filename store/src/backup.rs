@@ -15,8 +15,8 @@ impl Store {
     /// The store is not SQLite, or the copy fails.
     pub async fn copy_sqlite_to(&self, path: &Path) -> Result<(), StoreError> {
         if self.backend() != Backend::Sqlite {
-            return Err(StoreError::Corrupt(
-                "only an embedded SQLite store is copied with VACUUM INTO".to_owned(),
+            return Err(StoreError::WrongBackend(
+                "only an embedded SQLite store is copied with VACUUM INTO",
             ));
         }
         sqlx::query("VACUUM INTO $1")

@@ -21,6 +21,9 @@ pub enum StoreError {
     Redis(#[source] redis::RedisError),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// The operation exists for the other backend only.
+    #[error("{0}")]
+    WrongBackend(&'static str),
 }
 
 /// Constraint names as declared in the migrations. SQLite does not report the name of a
