@@ -83,6 +83,10 @@ fn describe() {
         "Applications waiting in the work queue."
     );
     describe_gauge!(
+        "longin_controller_queue_ready",
+        "Applications due now and waiting for a worker."
+    );
+    describe_gauge!(
         "longin_controller_reconciles_running",
         "Reconciles running now."
     );

@@ -280,6 +280,7 @@ pub async fn run_with(
     queue::run(
         queue_rx,
         config.concurrency,
+        ctx.owners.clone(),
         move |app: String| reconciler::reconcile(app, ctx.clone()),
         cancel.clone(),
     )

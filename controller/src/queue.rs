@@ -2,15 +2,19 @@
 //! earlier time), never two reconciles of one key at once (a key scheduled while it runs
 //! runs again after), bounded concurrency, and per-key exponential backoff with jitter
 //! on errors, reset by a success. After kube-runtime's scheduler and runner.
+//!
+//! Keys whose time has come wait in [`Ready`], which hands out workers round-robin
+//! between owners and never gives one owner the last free worker: a user who applies
+//! a hundred apps at once does not delay another user's one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +46,105 @@ impl WorkQueue {
     }
 }
 
+/// Who owns each key, as far as reconciles have seen: the queue's fairness groups.
+/// A key not seen yet is a group of its own (fair too: it is one key).
+#[derive(Debug, Clone, Default)]
+pub struct Owners(Arc<Mutex<HashMap<String, String>>>);
+
+impl Owners {
+    /// Records that `key` belongs to `owner` (called by a reconcile that loaded it).
+    pub fn record(&self, key: &str, owner: &str) {
+        let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if owners.get(key).is_none_or(|o| o != owner) {
+            owners.insert(key.to_owned(), owner.to_owned());
+        }
+    }
+
+    /// Forgets `key` (its application is gone).
+    pub fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn group_of(&self, key: &str) -> String {
+        let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        owners
+            .get(key)
+            .map_or_else(|| format!("key:{key}"), |o| format!("owner:{o}"))
+    }
+}
+
+/// Keys due now, waiting for a worker, per group; handed out round-robin.
+#[derive(Debug, Default)]
+struct Ready {
+    waiting: HashMap<String, VecDeque<String>>,
+    /// Groups with waiting keys, in the order they get their next turn.
+    turns: VecDeque<String>,
+    queued: HashSet<String>,
+    running: HashMap<String, usize>,
+}
+
+impl Ready {
+    fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.queued.contains(key)
+    }
+
+    fn push(&mut self, group: String, key: String) {
+        if !self.queued.insert(key.clone()) {
+            return;
+        }
+        let waiting = self.waiting.entry(group.clone()).or_default();
+        if waiting.is_empty() {
+            self.turns.push_back(group);
+        }
+        waiting.push_back(key);
+    }
+
+    /// The next key to run, given `free` workers of `total`: the first group in turn
+    /// under its cap. While other groups wait too, a group may not take the last
+    /// worker, so a newcomer waits for one reconcile at most, not for a backlog.
+    fn pop(&mut self, free: usize, total: usize) -> Option<(String, String)> {
+        if free == 0 {
+            return None;
+        }
+        let cap = if self.turns.len() > 1 {
+            total.saturating_sub(1).max(1)
+        } else {
+            total
+        };
+        let position = self
+            .turns
+            .iter()
+            .position(|g| self.running.get(g).copied().unwrap_or(0) < cap)?;
+        let group = self.turns.remove(position)?;
+        let waiting = self.waiting.get_mut(&group)?;
+        let key = waiting.pop_front()?;
+        if waiting.is_empty() {
+            self.waiting.remove(&group);
+        } else {
+            self.turns.push_back(group.clone());
+        }
+        self.queued.remove(&key);
+        *self.running.entry(group.clone()).or_insert(0) += 1;
+        Some((group, key))
+    }
+
+    fn finished(&mut self, group: &str) {
+        if let Some(n) = self.running.get_mut(group) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(group);
+            }
+        }
+    }
+}
+
 /// The delay after the `failures`-th consecutive error: 1 s doubling to 5 min, ±20 %
 /// jitter so that many failing keys do not retry in lockstep.
 #[must_use]
@@ -54,9 +157,12 @@ pub fn error_backoff(failures: u32) -> Duration {
 
 /// Runs reconciles until `cancel` fires. `reconcile(key)` returns how soon to look
 /// again (`None`: only when something changes), or an error, which backs off.
+/// `owners` groups keys for fairness. The loop never waits on a worker: schedule
+/// requests and cancellation are served while every worker is busy.
 pub async fn run<F, Fut, E>(
     mut queue: WorkQueueReceiver,
     concurrency: usize,
+    owners: Owners,
     reconcile: F,
     cancel: CancellationToken,
 ) where
@@ -64,77 +170,60 @@ pub async fn run<F, Fut, E>(
     Fut: Future<Output = Result<Option<Duration>, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    let mut delays: DelayQueue<String> = DelayQueue::new();
-    let mut scheduled: HashMap<String, (delay_queue::Key, Instant)> = HashMap::new();
+    let workers = concurrency.max(1);
+    let mut state = Scheduled::default();
+    let mut ready = Ready::default();
     let mut running: HashSet<String> = HashSet::new();
     let mut again: HashSet<String> = HashSet::new();
     let mut failures: HashMap<String, u32> = HashMap::new();
     let mut tasks: JoinSet<Result<Option<Duration>, String>> = JoinSet::new();
-    // Which key each task reconciles, so that a task that panicked still frees its key
-    // (otherwise the key would count as running forever and never reconcile again).
-    let mut task_keys: HashMap<tokio::task::Id, String> = HashMap::new();
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-
-    let schedule = |delays: &mut DelayQueue<String>,
-                    scheduled: &mut HashMap<String, (delay_queue::Key, Instant)>,
-                    key: String,
-                    delay: Duration| {
-        let at = Instant::now() + delay;
-        match scheduled.get_mut(&key) {
-            Some((_, when)) if *when <= at => {}
-            Some((dq_key, when)) => {
-                delays.reset_at(dq_key, at);
-                *when = at;
-            }
-            None => {
-                let dq_key = delays.insert_at(key.clone(), at);
-                scheduled.insert(key, (dq_key, at));
-            }
-        }
-    };
+    // Which key and group each task has, so that a task that panicked still frees its
+    // key (otherwise the key would count as running forever and never reconcile again).
+    let mut task_keys: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
 
     loop {
-        metrics::gauge!("longin_controller_queue_depth").set(scheduled.len() as f64);
+        while let Some((group, key)) = ready.pop(workers - running.len(), workers) {
+            running.insert(key.clone());
+            tracing::debug!(app = %key, "reconcile starting");
+            let work = reconcile(key.clone());
+            let task = tasks.spawn(async move { work.await.map_err(|e| e.to_string()) });
+            task_keys.insert(task.id(), (key, group));
+        }
+        metrics::gauge!("longin_controller_queue_depth").set((state.len() + ready.len()) as f64);
+        metrics::gauge!("longin_controller_queue_ready").set(ready.len() as f64);
         metrics::gauge!("longin_controller_reconciles_running").set(running.len() as f64);
         tokio::select! {
+            biased;
             () = cancel.cancelled() => break,
             Some((key, delay)) = queue.rx.recv() => {
                 if running.contains(&key) && delay.is_zero() {
                     again.insert(key);
-                } else {
-                    schedule(&mut delays, &mut scheduled, key, delay);
+                } else if !ready.contains(&key) {
+                    state.schedule(key, delay);
                 }
             }
-            Some(expired) = delays.next(), if !delays.is_empty() => {
+            Some(expired) = state.delays.next(), if !state.delays.is_empty() => {
                 let key = expired.into_inner();
-                scheduled.remove(&key);
+                state.at.remove(&key);
                 if running.contains(&key) {
                     again.insert(key);
-                    continue;
+                } else {
+                    ready.push(owners.group_of(&key), key);
                 }
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                running.insert(key.clone());
-                tracing::debug!(app = %key, "reconcile starting");
-                let work = reconcile(key.clone());
-                let task = tasks.spawn(async move {
-                    let result = work.await.map_err(|e| e.to_string());
-                    drop(permit);
-                    result
-                });
-                task_keys.insert(task.id(), key);
             }
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let (id, result) = match done {
                     Ok((id, result)) => (id, result),
                     Err(err) => (err.id(), Err(format!("reconcile panicked: {err}"))),
                 };
-                let Some(key) = task_keys.remove(&id) else { continue };
+                let Some((key, group)) = task_keys.remove(&id) else { continue };
                 running.remove(&key);
+                ready.finished(&group);
                 match result {
                     Ok(next) => {
                         failures.remove(&key);
                         if let Some(next) = next {
-                            schedule(&mut delays, &mut scheduled, key.clone(), next);
+                            state.schedule(key.clone(), next);
                         }
                     }
                     Err(error) => {
@@ -142,18 +231,47 @@ pub async fn run<F, Fut, E>(
                         *n += 1;
                         let wait = error_backoff(*n);
                         tracing::warn!(app = %key, %error, failures = *n, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
-                        schedule(&mut delays, &mut scheduled, key.clone(), wait);
+                        state.schedule(key.clone(), wait);
                     }
                 }
                 if again.remove(&key) {
-                    schedule(&mut delays, &mut scheduled, key, Duration::ZERO);
+                    state.schedule(key, Duration::ZERO);
                 }
             }
         }
     }
-    // Let reconciles in flight finish their current step rather than cut them mid-way.
+    // Let reconciles in flight finish their current step rather than cut them mid-way;
+    // the keys still waiting are dropped (the next leader resyncs everything).
     while tasks.join_next().await.is_some() {}
-    tracing::info!("work queue stopped");
+    tracing::info!(dropped = state.len() + ready.len(), "work queue stopped");
+}
+
+/// Keys waiting for their time, each once, at its earliest requested time.
+#[derive(Default)]
+struct Scheduled {
+    delays: DelayQueue<String>,
+    at: HashMap<String, (delay_queue::Key, Instant)>,
+}
+
+impl Scheduled {
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    fn schedule(&mut self, key: String, delay: Duration) {
+        let at = Instant::now() + delay;
+        match self.at.get_mut(&key) {
+            Some((_, when)) if *when <= at => {}
+            Some((dq_key, when)) => {
+                self.delays.reset_at(dq_key, at);
+                *when = at;
+            }
+            None => {
+                let dq_key = self.delays.insert_at(key.clone(), at);
+                self.at.insert(key, (dq_key, at));
+            }
+        }
+    }
 }
 
 /// The queue running a reconcile function in the background, for tests.
@@ -171,9 +289,17 @@ impl Harness {
         F: Fn(String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Option<Duration>, String>> + Send + 'static,
     {
+        Self::start_with(concurrency, Owners::default(), reconcile)
+    }
+
+    fn start_with<F, Fut>(concurrency: usize, owners: Owners, reconcile: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Duration>, String>> + Send + 'static,
+    {
         let (queue, rx) = WorkQueue::new();
         let cancel = CancellationToken::new();
-        let runner = tokio::spawn(run(rx, concurrency, reconcile, cancel.clone()));
+        let runner = tokio::spawn(run(rx, concurrency, owners, reconcile, cancel.clone()));
         Self {
             queue,
             cancel,
@@ -193,8 +319,6 @@ impl Harness {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
 
     #[test]
@@ -237,6 +361,104 @@ mod tests {
         assert_eq!(a_runs, 2, "{log:?}");
         assert_eq!(log.iter().filter(|(k, _)| k == "b").count(), 1);
         assert!(log.iter().all(|(_, overlapping)| !overlapping), "{log:?}");
+    }
+
+    #[test]
+    fn ready_keys_take_turns_between_owners_and_keep_a_worker_for_others() {
+        let mut ready = Ready::default();
+        for i in 0..5 {
+            ready.push("a".into(), format!("a{i}"));
+        }
+        ready.push("a".into(), "a0".into());
+        assert_eq!(ready.len(), 5, "a key waits once");
+        // Alone, an owner may use every worker.
+        let mut got = Vec::new();
+        for free in (1..=3).rev() {
+            got.push(ready.pop(free, 3).expect("a key").1);
+        }
+        assert_eq!(got, ["a0", "a1", "a2"]);
+        assert_eq!(ready.pop(0, 3), None, "no free worker");
+        // Another owner arrives: when a worker frees, the newcomer gets it.
+        ready.push("b".into(), "b0".into());
+        ready.push("b".into(), "b1".into());
+        ready.finished("a");
+        assert_eq!(ready.pop(1, 3).map(|(_, k)| k).as_deref(), Some("b0"));
+        // a runs 2 of 3 with b waiting: a may not take the last worker; b may.
+        ready.finished("b");
+        assert_eq!(ready.pop(1, 3).map(|(_, k)| k).as_deref(), Some("b1"));
+        ready.finished("a");
+        assert_eq!(ready.pop(1, 3).map(|(_, k)| k).as_deref(), Some("a3"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_of_one_owner_does_not_delay_another() {
+        let owners = Owners::default();
+        for i in 0..40 {
+            owners.record(&format!("a{i}"), "alice");
+        }
+        owners.record("b0", "bob");
+        let started = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
+        let queue = Harness::start_with(4, owners, {
+            let started = started.clone();
+            move |key: String| {
+                let started = started.clone();
+                async move {
+                    started.lock().expect("lock").insert(key, Instant::now());
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    Ok(None)
+                }
+            }
+        });
+        let t0 = Instant::now();
+        for i in 0..40 {
+            queue.schedule(&format!("a{i}"), Duration::ZERO);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        queue.schedule("b0", Duration::ZERO);
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        let started = started.lock().expect("lock").clone();
+        queue.stop().await;
+        // Alice's 40 take 100 s on 4 workers; Bob's one starts at the first free worker.
+        let bob = started.get("b0").expect("bob's app ran").duration_since(t0);
+        assert!(bob <= Duration::from_secs(11), "bob waited {bob:?}");
+        // First come, first served, Bob would have waited for all 40 (100 s).
+        assert!(started.len() <= 12, "4 workers, 25 s: {}", started.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_is_served_while_every_worker_is_busy() {
+        let runs = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop = CancellationToken::new();
+        let queue = Harness::start(1, {
+            let (runs, stop) = (runs.clone(), stop.clone());
+            move |key: String| {
+                let (runs, stop) = (runs.clone(), stop.clone());
+                async move {
+                    runs.lock().expect("lock").push(key.clone());
+                    if key == "slow" {
+                        // As a real reconcile's long step, cut short by the stop.
+                        tokio::select! {
+                            () = stop.cancelled() => {}
+                            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                        }
+                    }
+                    Ok(None)
+                }
+            }
+        });
+        queue.schedule("slow", Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Due while the only worker is busy: it waits for a worker, not the loop.
+        for _ in 0..1000 {
+            queue.schedule("other", Duration::ZERO);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let cancelled_at = Instant::now();
+        stop.cancel();
+        queue.stop().await;
+        assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+        // Nothing new starts once the queue is told to stop.
+        assert_eq!(*runs.lock().expect("lock"), ["slow"]);
     }
 
     type Outcome = Result<Option<Duration>, String>;

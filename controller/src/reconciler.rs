@@ -124,6 +124,8 @@ pub struct Context {
     pub stops: crate::stops::Stops,
     /// Image pulls running off the workers.
     pub pulls: crate::pulls::Pulls,
+    /// Each app's owner, for the queue's fairness between owners.
+    pub owners: crate::queue::Owners,
     /// Fires when the controller stops: cuts short the steps that can take long
     /// (pulls); the others finish, so no container is left half made.
     pub cancel: CancellationToken,
@@ -152,6 +154,7 @@ impl Context {
             skipped_ports: Arc::default(),
             stops: crate::stops::Stops::default(),
             pulls: crate::pulls::Pulls::default(),
+            owners: crate::queue::Owners::default(),
         }
     }
 }
@@ -310,8 +313,10 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
             }
         }
         ctx.prober.set_targets(app_id, Vec::new());
+        ctx.owners.forget(app_id);
         return Ok(None);
     };
+    ctx.owners.record(app_id, &app.owner_id);
     let hash = labels::spec_hash(&app.spec, &app.annotations, ctx.store.sealer());
     let deleting = app.deletion_timestamp.is_some();
     let (now, now_text) = now_pair();
