@@ -2,7 +2,7 @@
 //! environment variable, documented in `--help`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -216,6 +216,22 @@ impl StoreArgs {
     pub fn uses_embedded_database(&self) -> bool {
         self.effective_database_url()
             == longin_store::StoreOptions::sqlite_file(&self.data_dir.join("longin.db")).url
+    }
+
+    /// The directory of the SQLite database in force, if it is SQLite.
+    #[must_use]
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        let url = self.effective_database_url();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = PathBuf::from(rest.split('?').next().unwrap_or(rest));
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Some(if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        })
     }
 
     /// The database URL in force: the one given, else SQLite in the data dir.

@@ -18,8 +18,9 @@ use longin_api::auth::secret;
 use longin_api::{ApiConfig, ApiContext};
 use longin_controller::ControllerConfig;
 use longin_store::bus::Bus;
+use longin_store::caching::Caching;
 use longin_store::refresh_tokens::{RedisRefreshTokens, RefreshTokenStore, SqlRefreshTokens};
-use longin_store::{Store, StoreOptions};
+use longin_store::{Backend, Store, StoreOptions};
 
 use crate::cli::{ServeArgs, StoreArgs};
 
@@ -86,13 +87,26 @@ impl Server {
         config.check_docker = role == Role::All;
         longin_api::prometheus::install();
         crate::data_dir::prepare(&args.store.data_dir)?;
-        // `serve` owns its data dir; `api` processes may share one beside it.
-        let data_dir_lock = match role {
-            Role::All => crate::data_dir::lock(&args.store.data_dir)?,
-            Role::ApiOnly => None,
+        // A process serving a SQLite database owns the directory it is in (for the
+        // embedded one, the data dir): it is then the database's only writer, which
+        // lets a restart lead at once and lets it answer reads from memory. Several
+        // processes need PostgreSQL (`api` processes on it may share a data dir for
+        // the JWT secret).
+        let sqlite_dir = args.store.sqlite_dir();
+        let data_dir_lock = match (&sqlite_dir, role) {
+            (Some(dir), _) => crate::data_dir::lock(dir)?,
+            (None, Role::All) => crate::data_dir::lock(&args.store.data_dir)?,
+            (None, Role::ApiOnly) => None,
         };
-        let embedded = args.store.uses_embedded_database();
-        if role == Role::All && data_dir_lock.is_none() && embedded {
+        let sole_writer = sqlite_dir.is_some() && data_dir_lock.is_some();
+        if let (Some(dir), false) = (&sqlite_dir, sole_writer) {
+            anyhow::bail!(
+                "the SQLite database in {} is in use by another longin process (it holds {}); give this one its own --data-dir, or use PostgreSQL (--database-url) to run several",
+                dir.display(),
+                crate::data_dir::LOCK_FILE
+            );
+        }
+        if role == Role::All && data_dir_lock.is_none() {
             anyhow::bail!(
                 "data dir {} is in use by another longin process (it holds {}); give this one its own --data-dir",
                 args.store.data_dir.display(),
@@ -100,10 +114,19 @@ impl Server {
             );
         }
         let mut controller = args.controller_config();
-        // Nobody else can be acting on an embedded store whose data dir this process
+        // Nobody else can be acting on a SQLite store whose directory this process
         // holds: a restart after a crash leads at once.
-        controller.sole_controller = embedded && data_dir_lock.is_some();
+        controller.sole_controller = sole_writer;
         let store = open_store(&args.store).await?;
+        // Accounts and applications' versions are read on every request; keep them in
+        // memory where this process sees every change (see longin_store::caching).
+        store.set_caching(if store.backend() == Backend::Postgres {
+            Caching::Notified
+        } else if sole_writer {
+            Caching::Sole
+        } else {
+            Caching::Off
+        });
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;
 
@@ -148,6 +171,7 @@ impl Server {
                 usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),
             ),
             config: Arc::new(config),
+            rendered: longin_api::rendered::RenderedApplications::default(),
         };
         let listener = TcpListener::bind(args.listen)
             .await
@@ -217,6 +241,13 @@ impl Server {
             async move {
                 longin_api::retention::run(ctx, cancel).await;
                 "retention"
+            }
+        });
+        tasks.spawn({
+            let (store, cancel) = (ctx.store.clone(), background.clone());
+            async move {
+                store.follow_account_changes(cancel).await;
+                "account change listener"
             }
         });
         tasks.spawn({

@@ -5,7 +5,8 @@ mod common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{PASSWORD, error_code, spawn_app};
+use common::spawn_app;
+use common::{PASSWORD, error_code, spawn_api_sharing, spawn_app_with_args};
 
 #[tokio::test]
 async fn non_admins_get_403_and_anonymous_401_on_admin_routes() {
@@ -105,6 +106,11 @@ async fn disabled_users_tokens_stop_working_at_once() {
     let app = spawn_app().await;
     let user = app.register("mallory").await;
     let admin = app.admin("warden").await;
+    // Signed in and busy: the account is in the server's memory (the cache).
+    for _ in 0..3 {
+        let res = app.get("/api/auth/me", Some(&user.access_token)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
     let res = app
         .patch(
             &format!("/api/admin/users/{}", user.user_id),
@@ -213,4 +219,84 @@ async fn bad_user_changes_are_refused_naming_the_field() {
     assert_eq!(me["role"], "user");
     assert_eq!(me["disabled"], false);
     app.stop().await;
+}
+
+/// Two API processes on one PostgreSQL store each keep accounts in memory: a user
+/// disabled or demoted through one is refused by the other at once (NOTIFY in the
+/// write's transaction; the other drops its copy before it answers again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_disabled_through_one_api_process_is_refused_by_another_at_once() {
+    let database = common::fresh_postgres_url().await;
+    let first = spawn_app_with_args(|a| a.store.database_url = Some(database.clone())).await;
+    let second = spawn_api_sharing(&first, |_| {}).await;
+    let user = first.register("eve").await;
+    let admin = first.admin("sheriff").await;
+    let promoted = first.register("deputy").await;
+    let patch = |id: &str, body: Value| {
+        let (first, token, id) = (&first, admin.access_token.clone(), id.to_owned());
+        async move {
+            let res = first
+                .patch(&format!("/api/admin/users/{id}"), &body, &token)
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    };
+    patch(&promoted.user_id, json!({"role": "admin"})).await;
+    // Both processes have read (and kept) both accounts.
+    for app in [&first, &second] {
+        for token in [&user.access_token, &promoted.access_token] {
+            assert_eq!(
+                app.get("/api/auth/me", Some(token)).await.status(),
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            app.get("/api/admin/users", Some(&promoted.access_token))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    for round in 0..20 {
+        patch(&user.user_id, json!({"disabled": true})).await;
+        patch(&promoted.user_id, json!({"role": "user"})).await;
+        // The NOTIFY goes out on commit; allow the other process a moment to hear it,
+        // far less than any token lifetime.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        loop {
+            let me = second
+                .get("/api/auth/me", Some(&user.access_token))
+                .await
+                .status();
+            let admin_route = second
+                .get("/api/admin/users", Some(&promoted.access_token))
+                .await
+                .status();
+            if me == StatusCode::UNAUTHORIZED && admin_route == StatusCode::FORBIDDEN {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the second process still serves a disabled user ({me}) or a demoted admin ({admin_route})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        patch(&user.user_id, json!({"disabled": false})).await;
+        patch(&promoted.user_id, json!({"role": "admin"})).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while second
+            .get("/api/auth/me", Some(&user.access_token))
+            .await
+            .status()
+            != StatusCode::OK
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: re-enabled user still refused"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    second.stop().await;
+    first.stop().await;
 }

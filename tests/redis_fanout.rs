@@ -23,7 +23,11 @@ fn redis_url() -> String {
 async fn events_fan_out_through_redis_to_another_api_process() {
     let url = redis_url();
     let prefix = format!("longin-test-fanout-{}:", uuid::Uuid::new_v4().simple());
+    // Several API processes on one store need PostgreSQL (a SQLite database is
+    // served by one process), whichever store this pass of the suite runs on.
+    let database = common::fresh_postgres_url().await;
     let first = spawn_platform_with(|a| {
+        a.store.database_url = Some(database.clone());
         a.redis_url = Some(url.clone());
         a.redis_prefix = prefix.clone();
         a.metrics_interval = Duration::from_secs(1);

@@ -356,3 +356,42 @@ async fn secret_values_are_sealed_in_the_database() {
     assert!(!shown.to_string().contains("hunter2"), "{shown}");
     app.stop().await;
 }
+
+/// A SQLite database is served by one process: the server keeps accounts and
+/// applications' versions in memory because nobody else writes them. A second
+/// process pointed at the same database file would write behind its back, so it
+/// refuses to start.
+#[tokio::test]
+async fn a_second_process_on_one_sqlite_database_refuses_to_start() {
+    let first = common::spawn_app_with_args(|a| {
+        a.store.database_url =
+            Some(longin_store::StoreOptions::sqlite_file(&a.store.data_dir.join("longin.db")).url);
+    })
+    .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_longin"))
+        .args([
+            "api",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &first.database_url,
+        ])
+        .env("LONGIN_DATA_DIR", other_dir.path())
+        .env("LONGIN_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a second process served the database: {stderr}"
+    );
+    assert!(
+        stderr.contains("in use by another longin process"),
+        "{stderr}"
+    );
+    // The first still answers, and its data is intact.
+    first.register("still-here").await;
+    first.stop().await;
+}

@@ -390,19 +390,92 @@ async fn list(
     AppQuery(query): AppQuery<OwnerQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let records = match (&query.owner, user.is_admin()) {
-        (None, true) => ctx.store.list_applications(None).await?,
-        (owner, _) => {
-            let owner = owner_id(&ctx, &user, owner.as_deref()).await?;
-            ctx.store.list_applications(Some(&owner)).await?
+    let owner = list_owner(&ctx, &user, query.owner.as_deref()).await?;
+    if wants_yaml(&headers) {
+        let records = match &owner {
+            Some(owner) => ctx.store.list_applications(Some(owner)).await?,
+            None => ctx.store.list_applications(None).await?,
+        };
+        let list = ApplicationList {
+            api_version: longin_crds::API_VERSION,
+            kind: "ApplicationList",
+            items: records.iter().map(ApplicationRecord::to_resource).collect(),
+        };
+        return respond(StatusCode::OK, &headers, &list);
+    }
+    let items = rendered_list(&ctx, owner.as_deref()).await?;
+    Ok(json_response(crate::rendered::list_json(&items)))
+}
+
+/// Whose applications a list shows: the caller's, anyone's an admin names, or (an
+/// admin naming nobody) everyone's.
+async fn list_owner(
+    ctx: &ApiContext,
+    user: &AuthUser,
+    owner: Option<&str>,
+) -> Result<Option<String>, AppError> {
+    match (owner, user.is_admin()) {
+        (None, true) => Ok(None),
+        (owner, _) => Ok(Some(owner_id(ctx, user, owner).await?)),
+    }
+}
+
+/// The JSON of each listed application, in list order: cached renderings where their
+/// resourceVersion is current, the rest read in one query and rendered.
+async fn rendered_list(
+    ctx: &ApiContext,
+    owner: Option<&str>,
+) -> Result<Vec<bytes::Bytes>, AppError> {
+    let versions = ctx.store.application_versions(owner).await?;
+    let mut items: Vec<Option<bytes::Bytes>> = versions
+        .iter()
+        .map(|(uid, version)| ctx.rendered.get(uid, *version))
+        .collect();
+    let missing: Vec<String> = versions
+        .iter()
+        .zip(&items)
+        .filter(|(_, item)| item.is_none())
+        .map(|((uid, _), _)| uid.clone())
+        .collect();
+    if !missing.is_empty() {
+        let mut fresh = std::collections::HashMap::new();
+        for record in ctx.store.applications_by_ids(&missing).await? {
+            let json = ctx.rendered.render(&record).map_err(AppError::internal)?;
+            fresh.insert(record.id, json);
         }
-    };
-    let list = ApplicationList {
-        api_version: longin_crds::API_VERSION,
-        kind: "ApplicationList",
-        items: records.iter().map(ApplicationRecord::to_resource).collect(),
-    };
-    respond(StatusCode::OK, &headers, &list)
+        for ((uid, _), item) in versions.iter().zip(&mut items) {
+            if item.is_none() {
+                // Gone between the two reads: deleted, so not listed.
+                *item = fresh.remove(uid);
+            }
+        }
+    }
+    Ok(items.into_iter().flatten().collect())
+}
+
+fn json_response(body: bytes::Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A name that cannot be an application's is not found (not a 400: the path names a
+/// resource, and there is none by that name).
+fn check_name(name: &str) -> Result<(), AppError> {
+    if longin_crds::validate_dns1123_label(name).is_err() {
+        return Err(not_found(name));
+    }
+    Ok(())
+}
+
+fn not_found(name: &str) -> AppError {
+    AppError::NotFound(format!("application {} not found", name.escape_debug()))
 }
 
 pub(crate) async fn find(
@@ -412,18 +485,13 @@ pub(crate) async fn find(
     name: &str,
     audit: Option<&RequestAudit>,
 ) -> Result<ApplicationRecord, AppError> {
-    if longin_crds::validate_dns1123_label(name).is_err() {
-        return Err(AppError::NotFound(format!(
-            "application {} not found",
-            name.escape_debug()
-        )));
-    }
+    check_name(name)?;
     let owner = owner_id(ctx, user, owner).await?;
     let record = ctx
         .store
         .application(&owner, name)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("application {name} not found")))?;
+        .ok_or_else(|| not_found(name))?;
     if let Some(audit) = audit {
         audit.set_application(&record.id);
     }
@@ -448,8 +516,31 @@ async fn get_one(
     audit: Option<axum::Extension<RequestAudit>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
-    respond(StatusCode::OK, &headers, &record.to_resource())
+    if wants_yaml(&headers) {
+        let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+        return respond(StatusCode::OK, &headers, &record.to_resource());
+    }
+    check_name(&name)?;
+    let owner = owner_id(&ctx, &user, query.owner.as_deref()).await?;
+    let (uid, version) = ctx
+        .store
+        .application_version(&owner, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    if let Some(audit) = &audit {
+        audit.set_application(&uid);
+    }
+    if let Some(json) = ctx.rendered.get(&uid, version) {
+        return Ok(json_response(json));
+    }
+    let record = ctx
+        .store
+        .application(&owner, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    Ok(json_response(
+        ctx.rendered.render(&record).map_err(AppError::internal)?,
+    ))
 }
 
 /// The answer to a delete.

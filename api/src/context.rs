@@ -27,4 +27,6 @@ pub struct ApiContext {
     /// Shared engine log streams.
     pub logs: LogHub,
     pub config: Arc<ApiConfig>,
+    /// Applications' JSON, kept per resourceVersion.
+    pub rendered: crate::rendered::RenderedApplications,
 }

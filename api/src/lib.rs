@@ -14,6 +14,7 @@ pub mod health;
 pub mod logs;
 pub mod pagination;
 pub mod prometheus;
+pub mod rendered;
 pub mod retention;
 pub mod usage;
 pub mod users;

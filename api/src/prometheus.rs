@@ -82,6 +82,14 @@ fn describe() {
         "longin_controller_queue_depth",
         "Applications waiting in the work queue."
     );
+    describe_counter!(
+        "longin_account_cache_total",
+        "Account reads answered from memory (hit) or the database (miss)."
+    );
+    describe_counter!(
+        "longin_api_rendered_applications_total",
+        "Application renderings reused at their resourceVersion (hit) or made (miss)."
+    );
     describe_gauge!(
         "longin_controller_queue_ready",
         "Applications due now and waiting for a worker."

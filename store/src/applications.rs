@@ -361,7 +361,7 @@ async fn insert(
     let annotations = user_annotations(&doc.metadata.annotations);
     sqlx::query(
         "INSERT INTO applications (id, owner_id, name, labels, annotations, spec, status, generation, resource_version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, '{}', 1, 1, $7, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', 1, 0, $7, $7)",
     )
     .bind(&id)
     .bind(owner_id)
@@ -396,7 +396,11 @@ async fn write_status(
     id: &str,
     status: &ApplicationStatus,
 ) -> Result<(), ApplicationError> {
-    sqlx::query("UPDATE applications SET status = $1 WHERE id = $2")
+    // The first status of a new row: resource_version 0 → 1, as every write must
+    // (migration 0007 refuses one that does not).
+    sqlx::query(
+        "UPDATE applications SET status = $1, resource_version = resource_version + 1 WHERE id = $2",
+    )
         .bind(to_json(status)?)
         .bind(id)
         .execute(&mut **tx)
@@ -594,7 +598,10 @@ impl Store {
             applied.push(Applied { action, record });
         }
         quota.check(before, crate::quotas::usage(&mut tx, owner_id).await?)?;
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        // Forgotten whatever the outcome: a failed commit may still have written.
+        self.applications_changed();
+        committed?;
         for a in applied
             .iter()
             .filter(|a| a.action != ApplyAction::Unchanged)
@@ -668,7 +675,10 @@ impl Store {
         )
         .await?;
         quota.check(before, crate::quotas::usage(&mut tx, owner_id).await?)?;
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        // Forgotten whatever the outcome: a failed commit may still have written.
+        self.applications_changed();
+        committed?;
         self.announce(&record.id).await;
         Ok(record)
     }
@@ -715,7 +725,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        // Forgotten whatever the outcome: a failed commit may still have written.
+        self.applications_changed();
+        committed?;
         self.announce(&existing.id).await;
         Ok(gone)
     }
@@ -737,6 +750,81 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(|r| from_row(r, self.sealer())).transpose()
+    }
+
+    /// [`Store::application_version`] from the database.
+    pub(crate) async fn read_application_version(
+        &self,
+        owner_id: &str,
+        name: &str,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, resource_version FROM applications WHERE owner_id = $1 AND name = $2",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get("resource_version")?)))
+            .transpose()
+    }
+
+    /// [`Store::application_versions`] from the database.
+    pub(crate) async fn read_application_versions(
+        &self,
+        owner_id: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = match owner_id {
+            Some(owner) => {
+                sqlx::query(
+                    "SELECT id, resource_version FROM applications WHERE owner_id = $1 ORDER BY name",
+                )
+                .bind(owner)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT a.id, a.resource_version FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name",
+                )
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("resource_version")?)))
+            .collect()
+    }
+
+    /// The applications with these uids (those that still exist), in no order.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn applications_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ApplicationRecord>, StoreError> {
+        // Well below both engines' parameter limits.
+        const CHUNK: usize = 256;
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.id IN ({placeholders})"
+            );
+            // Statements for a few ids (the usual miss) and for full chunks are kept.
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == CHUNK || chunk.len() <= 8);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                records.push(from_row(&row, self.sealer())?);
+            }
+        }
+        Ok(records)
     }
 
     /// The applications of one owner, or of everyone when `owner_id` is `None`, by name.

@@ -86,6 +86,10 @@ pub struct Store {
     url: std::sync::Arc<str>,
     /// Seals secret values written, opens those read (see [`crate::secrets`]).
     sealer: Option<std::sync::Arc<crate::secrets::Sealer>>,
+    /// Accounts kept in memory (see [`crate::account_cache`]); off unless enabled.
+    accounts: std::sync::Arc<crate::account_cache::AccountCache>,
+    /// Applications' versions kept in memory (see [`crate::application_index`]).
+    application_index: std::sync::Arc<crate::application_index::ApplicationIndex>,
 }
 
 impl Store {
@@ -103,6 +107,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before each use catches a connection the network broke; an
+            // embedded database's connection cannot break that way, and the ping is a
+            // second trip to its worker thread on every query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -129,6 +137,8 @@ impl Store {
             changes: ChangeFeed::new(),
             url: options.url.as_str().into(),
             sealer: None,
+            accounts: std::sync::Arc::default(),
+            application_index: std::sync::Arc::default(),
         })
     }
 
@@ -167,6 +177,14 @@ impl Store {
 
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    pub(crate) fn accounts(&self) -> &crate::account_cache::AccountCache {
+        &self.accounts
+    }
+
+    pub(crate) fn application_index(&self) -> &crate::application_index::ApplicationIndex {
+        &self.application_index
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

@@ -6,11 +6,14 @@
 //! UUIDs). Only the migrations differ per dialect. Refresh tokens can also live in
 //! Redis (see [`refresh_tokens`]).
 
+pub mod account_cache;
 pub mod api_logs;
+pub mod application_index;
 pub mod applications;
 pub mod backup;
 pub mod blocked_ports;
 pub mod bus;
+pub mod caching;
 pub mod changes;
 pub mod containers;
 mod db;

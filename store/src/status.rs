@@ -102,8 +102,12 @@ impl Store {
         .bind(now_ms())
         .bind(id)
         .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .await;
+        // Forgotten even if the outcome is unknown (an error after the write).
+        if done.as_ref().map_or(true, |d| d.rows_affected() > 0) {
+            self.applications_changed();
+        }
+        Ok(done?.rows_affected() > 0)
     }
 
     /// Makes the application's `containers` rows exactly `observed`, then releases the
@@ -400,8 +404,11 @@ impl Store {
         )
         .bind(id)
         .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .await;
+        if done.as_ref().map_or(true, |d| d.rows_affected() > 0) {
+            self.applications_changed();
+        }
+        Ok(done?.rows_affected() > 0)
     }
 }
 

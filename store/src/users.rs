@@ -191,12 +191,39 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if there is none.
     pub async fn user_by_id(&self, id: &str) -> Result<UserRecord, StoreError> {
+        if let Some(user) = self.accounts().get(id) {
+            return Ok(user);
+        }
+        let epoch = self.accounts().epoch();
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?
             .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        let user = from_row(&row)?;
+        self.accounts().keep(epoch, &user);
+        Ok(user)
+    }
+
+    /// Commits `tx`, a write of account `id`, so that no process keeps a stale copy:
+    /// on PostgreSQL the NOTIFY goes in the same transaction (sent on commit, never
+    /// lost to a crash between the two), and this process drops its copy once the
+    /// write is in.
+    async fn commit_account_write(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::account_cache::CHANNEL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.accounts().forget(id);
+        Ok(())
     }
 
     /// The user with this username, if any.
@@ -252,25 +279,29 @@ impl Store {
         change: UserChange,
     ) -> Result<UserRecord, StoreError> {
         let quota = change.quota.unwrap_or_default();
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), updated_at = $3,
                  quota_apps = CASE WHEN $5 = 1 THEN $6 ELSE quota_apps END,
                  quota_replicas = CASE WHEN $5 = 1 THEN $7 ELSE quota_replicas END,
                  quota_memory_bytes = CASE WHEN $5 = 1 THEN $8 ELSE quota_memory_bytes END
              WHERE id = $4 RETURNING {COLUMNS}"
-        ))
-        .bind(change.role.map(Role::as_str))
-        .bind(change.disabled.map(i64::from))
-        .bind(now_ms())
-        .bind(id)
-        .bind(i64::from(change.quota.is_some()))
-        .bind(to_column(quota.apps))
-        .bind(to_column(quota.replicas))
-        .bind(to_column(quota.memory_bytes))
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        );
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(&sql)
+            .bind(change.role.map(Role::as_str))
+            .bind(change.disabled.map(i64::from))
+            .bind(now_ms())
+            .bind(id)
+            .bind(i64::from(change.quota.is_some()))
+            .bind(to_column(quota.apps))
+            .bind(to_column(quota.replicas))
+            .bind(to_column(quota.memory_bytes))
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let user = from_row(&row)?;
+        self.commit_account_write(tx, id).await?;
+        Ok(user)
     }
 
     /// Notes a successful sign-in.
@@ -279,11 +310,13 @@ impl Store {
     /// Only database failures.
     pub async fn record_login(&self, id: &str) -> Result<i64, StoreError> {
         let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        self.commit_account_write(tx, id).await?;
         Ok(now)
     }
 }

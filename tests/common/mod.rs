@@ -98,18 +98,7 @@ fn init_tracing() {
 /// The database URL for a fresh test database of the configured backend.
 pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
     match std::env::var("LONGIN_TEST_DATABASE_URL") {
-        Ok(admin_url) => {
-            let name = format!("longin_t_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to LONGIN_TEST_DATABASE_URL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let base = admin_url.rsplit_once('/').expect("url has a database").0;
-            format!("{base}/{name}")
-        }
+        Ok(_) => fresh_postgres_url().await,
         Err(_) => {
             assert!(
                 !(std::env::var("CI").is_ok_and(|v| v == "true")
@@ -119,6 +108,28 @@ pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
             longin_store::StoreOptions::sqlite_file(&data_dir.join("longin.db")).url
         }
     }
+}
+
+/// A fresh PostgreSQL database whichever store the suite runs on: for tests of what
+/// only PostgreSQL supports (several API processes on one store). Its server is the
+/// suite's (`LONGIN_TEST_DATABASE_URL`) or, in the SQLite pass, the service's
+/// (`LONGIN_TEST_POSTGRES_SERVICE_URL`, exported by scripts/test).
+pub async fn fresh_postgres_url() -> String {
+    let admin_url = std::env::var("LONGIN_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("LONGIN_TEST_POSTGRES_SERVICE_URL"))
+        .expect(
+            "PostgreSQL is needed: run under scripts/test, or eval \"$(scripts/test-services)\"",
+        );
+    let name = format!("longin_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the PostgreSQL service");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin_url.rsplit_once('/').expect("url has a database").0;
+    format!("{base}/{name}")
 }
 
 /// Starts the API alone (`longin api`): for tests of the API that need no engine.
@@ -255,6 +266,8 @@ async fn spawn_inner(
         max_connections: 4096,
     };
     configure_args(&mut args);
+    // A test may have put the server on another database (the PostgreSQL service).
+    let database_url = args.store.database_url.clone().unwrap_or(database_url);
     let mut config = args.api_config();
     config.audit_flush_interval = Duration::from_millis(50);
     configure(&mut config);
