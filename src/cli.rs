@@ -667,18 +667,36 @@ mod tests {
 
     #[test]
     fn serve_defaults_to_sqlite_in_the_data_dir_on_loopback() {
-        let cli = Cli::try_parse_from(["longin", "serve", "--data-dir", "/tmp/x"]).expect("parse");
-        let Command::Serve(args) = cli.command else {
-            panic!("serve expected")
+        // From the definitions, not a parse: a parse would take DATABASE_URL or
+        // LONGIN_LISTEN from the environment the tests run in.
+        let store = StoreArgs {
+            data_dir: PathBuf::from("/tmp/x"),
+            database_url: None,
+            secrets_key: None,
         };
-        if std::env::var_os("DATABASE_URL").is_none() {
-            assert_eq!(
-                args.store.effective_database_url(),
-                "sqlite:///tmp/x/longin.db?mode=rwc"
-            );
-        }
-        if std::env::var_os("LONGIN_LISTEN").is_none() {
-            assert_eq!(args.listen.to_string(), "127.0.0.1:3001");
-        }
+        assert_eq!(
+            store.effective_database_url(),
+            "sqlite:///tmp/x/longin.db?mode=rwc"
+        );
+        assert!(store.uses_embedded_database());
+        assert_eq!(store.sqlite_dir(), Some(PathBuf::from("/tmp/x")));
+        let elsewhere = StoreArgs {
+            database_url: Some("sqlite:///srv/db/longin.db?mode=rwc".to_owned()),
+            ..store.clone()
+        };
+        assert!(!elsewhere.uses_embedded_database());
+        assert_eq!(elsewhere.sqlite_dir(), Some(PathBuf::from("/srv/db")));
+        let postgres = StoreArgs {
+            database_url: Some("postgres://h/db".to_owned()),
+            ..store
+        };
+        assert_eq!(postgres.sqlite_dir(), None);
+        let command = <Cli as clap::CommandFactory>::command();
+        let serve = command.find_subcommand("serve").expect("serve");
+        let listen = serve
+            .get_arguments()
+            .find(|a| a.get_id() == "listen")
+            .expect("--listen");
+        assert_eq!(listen.get_default_values(), ["127.0.0.1:3001"]);
     }
 }
