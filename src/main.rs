@@ -1,4 +1,5 @@
-//! The `longin` binary: parses the command line and dispatches.
+//! The `longin` binary: parses the command line and runs the command (servers through
+//! `server`, the operator commands and the client commands).
 
 use anyhow::Context as _;
 use clap::Parser;
