@@ -21,31 +21,12 @@ use crate::secrets::{Sealer, open_spec, seal_spec};
 use crate::time::rfc3339;
 use crate::{Store, StoreError, now_ms};
 
+pub use crate::containers::ContainerRecord;
+pub use crate::port_pool::PortRange;
+pub(crate) use crate::port_pool::{allocate, allocations, fit_ports, release_ports_beyond};
+
 /// Annotations under this prefix belong to the server: kept across applies.
 pub const SERVER_ANNOTATION_PREFIX: &str = "longin.io/";
-
-/// The host ports Longin hands out, inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl PortRange {
-    #[must_use]
-    pub fn size(self) -> usize {
-        usize::from(self.last.saturating_sub(self.first)) + 1
-    }
-}
-
-impl Default for PortRange {
-    fn default() -> Self {
-        Self {
-            first: 3100,
-            last: 4000,
-        }
-    }
-}
 
 /// An application as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +127,12 @@ pub(crate) fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
 pub(crate) const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
     a.generation, a.resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
 
+/// The one query of application records; `filter` is what follows the join (`WHERE …`,
+/// `ORDER BY …`). Rows go through [`from_row`].
+pub(crate) fn select_applications(filter: &str) -> String {
+    format!("SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id {filter}")
+}
+
 pub(crate) fn from_row(
     row: &AnyRow,
     sealer: Option<&Sealer>,
@@ -206,8 +193,8 @@ async fn find(
     owner_id: &str,
     name: &str,
 ) -> Result<Option<ApplicationRecord>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 AND a.name = $2"
+    let row = sqlx::query(&select_applications(
+        "WHERE a.owner_id = $1 AND a.name = $2",
     ))
     .bind(owner_id)
     .bind(name)
@@ -228,118 +215,6 @@ async fn find_existing(
         .ok_or_else(|| ApplicationError::NotFound {
             name: name.to_owned(),
         })
-}
-
-/// Ports of the application by replica index.
-pub(crate) async fn allocations(
-    tx: &mut Transaction<'_, Any>,
-    app_id: &str,
-) -> Result<Vec<(i64, u16)>, StoreError> {
-    let rows = sqlx::query("SELECT replica_index, port FROM port_allocations WHERE application_id = $1 AND surge = 0 ORDER BY replica_index")
-        .bind(app_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let port: i64 = row.try_get("port")?;
-            let port =
-                u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?;
-            Ok((row.try_get("replica_index")?, port))
-        })
-        .collect()
-}
-
-/// Releases the ports of replicas at or beyond `replicas`, except those a container
-/// still holds (the controller calls this again once it removed them).
-pub(crate) async fn release_ports_beyond(
-    conn: &mut sqlx::AnyConnection,
-    app_id: &str,
-    replicas: i64,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM port_allocations WHERE application_id = $1 AND replica_index >= $2
-         AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
-    )
-    .bind(app_id)
-    .bind(replicas)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Gives replica indices `wanted` of the application ports from the pool (as surge
-/// ports when `surge`); returns them in order.
-pub(crate) async fn allocate(
-    tx: &mut Transaction<'_, Any>,
-    app_id: &str,
-    wanted: &[i64],
-    range: PortRange,
-    surge: bool,
-) -> Result<Vec<u16>, ApplicationError> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let free: Vec<i64> = sqlx::query_scalar(
-        "WITH RECURSIVE candidates(port) AS (
-             SELECT CAST($1 AS BIGINT)
-             UNION ALL SELECT port + 1 FROM candidates WHERE port < CAST($2 AS BIGINT))
-         SELECT port FROM candidates WHERE port NOT IN (SELECT port FROM port_allocations)
-             AND port NOT IN (SELECT port FROM blocked_ports WHERE until_ms > $4)
-         ORDER BY port LIMIT $3",
-    )
-    .bind(i64::from(range.first))
-    .bind(i64::from(range.last))
-    .bind(i64::try_from(wanted.len()).unwrap_or(i64::MAX))
-    .bind(now_ms())
-    .fetch_all(&mut **tx)
-    .await?;
-    if free.len() < wanted.len() {
-        return Err(ApplicationError::PoolExhausted {
-            needed: wanted.len(),
-            free: free.len(),
-            first: range.first,
-            last: range.last,
-        });
-    }
-    let now = now_ms();
-    let mut given = Vec::with_capacity(wanted.len());
-    for (index, port) in wanted.iter().zip(free) {
-        sqlx::query("INSERT INTO port_allocations (port, application_id, replica_index, allocated_at, surge) VALUES ($1, $2, $3, $4, $5)")
-            .bind(port)
-            .bind(app_id)
-            .bind(index)
-            .bind(now)
-            .bind(i64::from(surge))
-            .execute(&mut **tx)
-            .await?;
-        given.push(u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?);
-    }
-    Ok(given)
-}
-
-/// Makes the application hold exactly one port per desired replica: allocates the
-/// missing ones and releases those of replicas beyond the count, unless a container
-/// still holds them (the controller releases those once it removed the container).
-/// Returns the desired replicas' ports in replica order.
-pub(crate) async fn fit_ports(
-    tx: &mut Transaction<'_, Any>,
-    app_id: &str,
-    replicas: u32,
-    range: PortRange,
-) -> Result<Vec<u16>, ApplicationError> {
-    let replicas = i64::from(replicas);
-    let held = allocations(tx, app_id).await?;
-    let missing: Vec<i64> = (0..replicas)
-        .filter(|i| !held.iter().any(|(r, _)| r == i))
-        .collect();
-    allocate(tx, app_id, &missing, range, false).await?;
-    release_ports_beyond(tx, app_id, replicas).await?;
-    Ok(allocations(tx, app_id)
-        .await?
-        .into_iter()
-        .filter(|(r, _)| *r < replicas)
-        .map(|(_, port)| port)
-        .collect())
 }
 
 fn user_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -494,18 +369,6 @@ pub struct DeploymentRecord {
     pub status: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
-}
-
-/// A replica's container as last observed by the controller.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ContainerRecord {
-    pub id: String,
-    pub docker_id: Option<String>,
-    pub replica_index: i64,
-    pub host_port: Option<i64>,
-    pub status: String,
-    pub restart_count: i64,
-    pub started_at: Option<i64>,
 }
 
 /// A change of the desired state requested by a verb (stop, start, restart).
@@ -742,8 +605,8 @@ impl Store {
         owner_id: &str,
         name: &str,
     ) -> Result<Option<ApplicationRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 AND a.name = $2"
+        let row = sqlx::query(&select_applications(
+            "WHERE a.owner_id = $1 AND a.name = $2",
         ))
         .bind(owner_id)
         .bind(name)
@@ -812,9 +675,7 @@ impl Store {
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.id IN ({placeholders})"
-            );
+            let sql = select_applications(&format!("WHERE a.id IN ({placeholders})"));
             // Statements for a few ids (the usual miss) and for full chunks are kept.
             let mut query = sqlx::query(&sql).persistent(chunk.len() == CHUNK || chunk.len() <= 8);
             for id in chunk {
@@ -837,19 +698,17 @@ impl Store {
     ) -> Result<Vec<ApplicationRecord>, StoreError> {
         let rows = match owner_id {
             Some(owner) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.owner_id = $1 ORDER BY a.name"
+                sqlx::query(&select_applications(
+                    "WHERE a.owner_id = $1 ORDER BY a.name",
                 ))
                 .bind(owner)
                 .fetch_all(self.pool())
                 .await?
             }
             None => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name"
-                ))
-                .fetch_all(self.pool())
-                .await?
+                sqlx::query(&select_applications("ORDER BY u.username, a.name"))
+                    .fetch_all(self.pool())
+                    .await?
             }
         };
         rows.iter().map(|r| from_row(r, self.sealer())).collect()
@@ -885,26 +744,6 @@ impl Store {
                     finished_at: row.try_get("finished_at")?,
                 })
             })
-            .collect()
-    }
-
-    /// The application's containers, by replica.
-    ///
-    /// # Errors
-    /// Only database failures.
-    pub async fn application_containers(
-        &self,
-        app_id: &str,
-    ) -> Result<Vec<ContainerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, docker_id, replica_index, host_port, status, restart_count, started_at
-             FROM containers WHERE application_id = $1 ORDER BY replica_index, created_at",
-        )
-        .bind(app_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| crate::containers::container_from_row(row).map_err(Into::into))
             .collect()
     }
 

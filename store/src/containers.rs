@@ -4,8 +4,19 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::applications::ContainerRecord;
 use crate::{Store, StoreError};
+
+/// A replica's container as last observed by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub docker_id: Option<String>,
+    pub replica_index: i64,
+    pub host_port: Option<i64>,
+    pub status: String,
+    pub restart_count: i64,
+    pub started_at: Option<i64>,
+}
 
 /// A container with its application and owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,5 +118,25 @@ impl Store {
             [row] => Some(owned_from_row(row)?),
             _ => None, // none, or ambiguous
         })
+    }
+
+    /// The application's containers, by replica.
+    ///
+    /// # Errors
+    /// Only database failures.
+    pub async fn application_containers(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<ContainerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, docker_id, replica_index, host_port, status, restart_count, started_at
+             FROM containers WHERE application_id = $1 ORDER BY replica_index, created_at",
+        )
+        .bind(app_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| container_from_row(row).map_err(Into::into))
+            .collect()
     }
 }

@@ -20,6 +20,7 @@ mod db;
 mod error;
 pub mod leases;
 pub mod networks;
+pub mod port_pool;
 pub mod quotas;
 pub mod refresh_tokens;
 pub mod secrets;

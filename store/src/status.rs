@@ -5,8 +5,8 @@ use longin_crds::application::{ApplicationSpec, ApplicationStatus};
 use sqlx::Row;
 
 use crate::applications::{
-    ApplicationError, ApplicationRecord, COLUMNS, PortRange, allocate, allocations, corrupt,
-    fit_ports, from_row, lock, release_ports_beyond, to_json,
+    ApplicationError, ApplicationRecord, PortRange, allocate, allocations, corrupt, fit_ports,
+    from_row, lock, release_ports_beyond, select_applications, to_json,
 };
 use crate::{Store, StoreError, now_ms};
 
@@ -37,12 +37,10 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<ApplicationRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id WHERE a.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = sqlx::query(&select_applications("WHERE a.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(|r| from_row(r, self.sealer())).transpose()
     }
 
@@ -51,11 +49,9 @@ impl Store {
     /// # Errors
     /// Only database failures.
     pub async fn all_applications(&self) -> Result<Vec<ApplicationRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name"
-        ))
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&select_applications("ORDER BY u.username, a.name"))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(|r| from_row(r, self.sealer())).collect()
     }
 
