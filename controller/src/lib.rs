@@ -15,6 +15,7 @@ pub mod pulls;
 pub mod queue;
 pub mod quiet;
 pub mod reconciler;
+pub mod restarts;
 pub mod runtime;
 pub mod stats;
 pub mod stops;

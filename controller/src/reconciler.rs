@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::labels;
-use crate::plan::{self, CrashLoop, Desired, Facts, Observed, RestartLimit, RunState, Step};
+use crate::plan::{self, Desired, Facts, Observed, RestartLimit, RunState, Step};
 use crate::prober::{Prober, Target};
 use crate::pulls::PullStatus;
 use crate::quiet::QuietApps;
+use crate::restarts::{RestartDecision, RestartTracker};
 use crate::runtime::{ContainerPlan, DockerRuntime, NetworkPlan, RuntimeError};
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -112,10 +113,8 @@ pub struct Context {
     /// Where status changes and reconcile errors are published.
     pub bus: Bus,
     pub config: ControllerConfig,
-    /// CrashLoopBackOff per (app, replica).
-    crash_loops: Arc<Mutex<HashMap<(String, u32), CrashLoop>>>,
-    /// Apps that exhausted their restarts, with the generation that did.
-    failed: Arc<Mutex<HashMap<String, (i64, String)>>>,
+    /// CrashLoopBackOff counters and Failed verdicts.
+    restarts: RestartTracker,
     /// Apps whose last reconcile found nothing to do (the resync may skip them).
     pub quiet: QuietApps,
     /// Per app, the last host port it was moved off (held outside Longin), for status.
@@ -148,8 +147,7 @@ impl Context {
             prober,
             bus,
             config,
-            crash_loops: Arc::default(),
-            failed: Arc::default(),
+            restarts: RestartTracker::default(),
             quiet: QuietApps::default(),
             skipped_ports: Arc::default(),
             stops: crate::stops::Stops::default(),
@@ -322,25 +320,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     let (now, now_text) = now_pair();
 
     // A new generation clears a Failed verdict (that is what `longin restart` is for).
-    let failed = {
-        let mut failed = ctx.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        match failed.get(app_id) {
-            Some((generation, _)) if *generation < app.generation => {
-                failed.remove(app_id);
-                ctx.crash_loops
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .retain(|(a, _), _| a != app_id);
-                None
-            }
-            Some((_, why)) => Some(why.clone()),
-            // Not known in memory (this controller started after the verdict): the
-            // stored status still says Failed for this generation, and it stands.
-            None => plan::stored_failure(&app.status, app.generation).inspect(|why| {
-                failed.insert(app_id.to_owned(), (app.generation, why.clone()));
-            }),
-        }
-    };
+    let failed = ctx.restarts.verdict(app_id, app.generation, &app.status);
 
     let replicas = if deleting { 0 } else { app.spec.replicas };
     let mut host_ports = ctx.store.host_ports(app_id, replicas).await?;
@@ -450,38 +430,30 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
             }
             Step::Restart { id, replica } => {
-                let key = (app_id.to_owned(), replica);
-                let (wait, exhausted) = {
-                    let loops = ctx
-                        .crash_loops
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let cl = loops.get(&key).cloned().unwrap_or_default();
-                    (cl.wait(now), cl.exhausted(now, ctx.config.restart_limit))
-                };
-                if exhausted {
-                    let why = format!(
-                        "replica {replica} restarted {} times within {} s; run `longin restart {}` after fixing it",
-                        ctx.config.restart_limit.max_restarts,
-                        ctx.config.restart_limit.window_secs,
-                        app.name
-                    );
-                    tracing::warn!(app = %app.name, replica, "restart limit reached; application failed");
-                    ctx.failed
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(app_id.to_owned(), (app.generation, why.clone()));
-                    facts.failed = Some(why);
-                    continue;
-                }
-                if wait > 0 {
-                    facts.backing_off = Some(format!(
-                        "back-off {}s restarting replica {replica}",
-                        (wait + 999) / 1000
-                    ));
-                    let again = Duration::from_millis(u64::try_from(wait).unwrap_or(1000));
-                    requeue = Some(requeue.map_or(again, |r| r.min(again)));
-                    continue;
+                let limit = ctx.config.restart_limit;
+                match ctx.restarts.may_restart(
+                    app_id,
+                    &app.name,
+                    app.generation,
+                    replica,
+                    now,
+                    limit,
+                ) {
+                    RestartDecision::Go => {}
+                    RestartDecision::Failed(why) => {
+                        tracing::warn!(app = %app.name, replica, "restart limit reached; application failed");
+                        facts.failed = Some(why);
+                        continue;
+                    }
+                    RestartDecision::Wait(wait) => {
+                        facts.backing_off = Some(format!(
+                            "back-off {}s restarting replica {replica}",
+                            (wait + 999) / 1000
+                        ));
+                        let again = Duration::from_millis(u64::try_from(wait).unwrap_or(1000));
+                        requeue = Some(requeue.map_or(again, |r| r.min(again)));
+                        continue;
+                    }
                 }
                 tracing::info!(app = %app.name, replica, container = %id, "restarting container");
                 // A refused start is not a crash: it is reported (ReplicaFailure) and
@@ -492,12 +464,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                     return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
                 }
                 ctx.prober.reset(&id);
-                ctx.crash_loops
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(key)
-                    .or_default()
-                    .record_restart(now, ctx.config.restart_limit);
+                ctx.restarts.record_restart(app_id, replica, now, limit);
                 metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
                     .increment(1);
             }
@@ -578,14 +545,7 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
                 RunState::Exited { code } => format!("exited({code})"),
                 RunState::Gone => "gone".to_owned(),
             },
-            restart_count: ctx
-                .crash_loops
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&(app_id.to_owned(), c.replica))
-                .map_or(0, |cl| {
-                    i64::try_from(cl.restart_count()).unwrap_or(i64::MAX)
-                }),
+            restart_count: ctx.restarts.restart_count(app_id, c.replica),
         })
         .collect();
     ctx.store
