@@ -79,6 +79,18 @@ struct Route {
 }
 
 impl Route {
+    /// One request, which must succeed, its body read to the end.
+    async fn call(&self, client: &reqwest::Client) {
+        let res = self.request(client).send().await.unwrap();
+        assert!(
+            res.status().is_success(),
+            "{}: {}",
+            self.label,
+            res.status()
+        );
+        res.bytes().await.unwrap();
+    }
+
     fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
         let req = client.get(&self.url);
         match &self.token {
@@ -105,14 +117,7 @@ async fn cpu_per_request(
             (client.clone(), route.clone(), done.clone(), count.clone());
         workers.push(tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                let res = route.request(&client).send().await.unwrap();
-                assert!(
-                    res.status().is_success(),
-                    "{}: {}",
-                    route.label,
-                    res.status()
-                );
-                res.bytes().await.unwrap();
+                route.call(&client).await;
                 count.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -138,14 +143,7 @@ async fn open_loop(client: &reqwest::Client, route: &Route, window: Duration) ->
         let (client, route) = (client.clone(), route.clone());
         requests.push(tokio::spawn(async move {
             let started = Instant::now();
-            let res = route.request(&client).send().await.unwrap();
-            assert!(
-                res.status().is_success(),
-                "{}: {}",
-                route.label,
-                res.status()
-            );
-            res.bytes().await.unwrap();
+            route.call(&client).await;
             started.elapsed()
         }));
     }
