@@ -15,8 +15,9 @@ use longin_store::bus::{Aggregate, AppRef, Bus, ContainerMetrics, Event};
 use longin_store::usage::UsageRow;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Engine;
 use crate::plan::RunState;
-use crate::runtime::{DockerRuntime, RuntimeError};
+use crate::runtime::RuntimeError;
 use crate::stats::{Sample, usage};
 
 /// Stats requests in flight at once. High on purpose: the engine (Docker 20.10 at
@@ -29,7 +30,7 @@ const CONCURRENCY: usize = 256;
 /// Collects until `cancel`.
 pub async fn run(
     store: Store,
-    runtime: DockerRuntime,
+    runtime: Engine,
     bus: Bus,
     every: Duration,
     cancel: CancellationToken,
@@ -75,7 +76,7 @@ pub enum CollectError {
 /// One cycle; returns how many containers it read.
 async fn collect(
     store: &Store,
-    runtime: &DockerRuntime,
+    runtime: &Engine,
     bus: &Bus,
     previous: &mut HashMap<String, Sample>,
 ) -> Result<usize, CollectError> {

@@ -92,6 +92,37 @@ pub fn container_labels(who: &ReplicaIdentity<'_>) -> HashMap<String, String> {
     ])
 }
 
+/// A managed container as reconcile sees it, read back from its labels: its app uid
+/// and what it runs. `None` for a container without an app uid label.
+#[must_use]
+pub fn observed(
+    id: String,
+    labels: &HashMap<String, String>,
+    state: crate::plan::RunState,
+    created: i64,
+) -> Option<(String, crate::plan::Observed)> {
+    let app = labels.get(APP_UID)?.clone();
+    let replica = labels
+        .get(REPLICA)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(u32::MAX);
+    let host_port = labels
+        .get(HOST_PORT)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    Some((
+        app,
+        crate::plan::Observed {
+            id,
+            replica,
+            spec_hash: labels.get(SPEC_HASH).cloned().unwrap_or_default(),
+            host_port,
+            state,
+            created,
+        },
+    ))
+}
+
 /// A container name that is unique, readable in `docker ps`, and says what it runs.
 #[must_use]
 pub fn container_name(app_name: &str, app_uid: &str, replica: u32, spec_hash: &str) -> String {

@@ -6,6 +6,9 @@
 //! costs latency, never correctness.
 
 pub mod collector;
+pub mod engine;
+#[cfg(test)]
+mod fake_engine;
 pub mod host_ports;
 pub mod labels;
 pub mod networks;
@@ -23,7 +26,6 @@ pub mod stops;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::query_parameters::EventsOptions;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use longin_store::Store;
 use longin_store::bus::Bus;
 
+pub use engine::{ContainerRuntime, Engine};
 use reconciler::Context;
 pub use reconciler::ControllerConfig;
 pub use runtime::DockerRuntime;
@@ -184,6 +187,7 @@ async fn run_engine(
             }
         }
     };
+    let runtime: Engine = std::sync::Arc::new(runtime);
     replace_unlabelled(&store, &runtime).await;
     run_with(store, runtime, bus, config, cancel).await;
 }
@@ -192,7 +196,7 @@ async fn run_engine(
 /// controller no longer sees them. Those of this installation's apps are removed (the
 /// reconcile recreates them, labelled, on the same ports); any other is left alone: it
 /// may be another installation's.
-async fn replace_unlabelled(store: &Store, runtime: &DockerRuntime) {
+async fn replace_unlabelled(store: &Store, runtime: &Engine) {
     let unlabelled = match runtime.unlabelled_containers().await {
         Ok(found) => found,
         Err(err) => {
@@ -222,7 +226,7 @@ async fn replace_unlabelled(store: &Store, runtime: &DockerRuntime) {
 /// Runs the controller on an engine connection until `cancel` fires.
 pub async fn run_with(
     store: Store,
-    runtime: DockerRuntime,
+    runtime: Engine,
     bus: Bus,
     config: ControllerConfig,
     cancel: CancellationToken,
@@ -326,52 +330,42 @@ async fn watch_probes(
 /// backoff when the stream breaks and then resyncs, since events may have been missed.
 async fn watch_docker(
     store: Store,
-    runtime: DockerRuntime,
+    runtime: Engine,
     queue: queue::WorkQueue,
     cancel: CancellationToken,
 ) {
     let mut wait = Duration::from_millis(500);
     loop {
-        let filters = HashMap::from([
-            ("type".to_owned(), vec!["container".to_owned()]),
-            ("label".to_owned(), runtime.managed_filter()),
-        ]);
-        let mut events = runtime.docker().events(Some(EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }));
+        let mut events = runtime.events();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 event = events.next() => match event {
                     Some(Ok(event)) => {
                         wait = Duration::from_millis(500);
-                        let action = event.action.unwrap_or_default();
-                        if !matches!(action.as_str(), "die" | "start" | "destroy" | "stop" | "kill" | "oom") && !action.starts_with("health_status") {
+                        if !event.matters() {
                             continue;
                         }
                         metrics::counter!("longin_docker_events_total").increment(1);
-                        if let Some(app) = event.actor.and_then(|a| a.attributes).and_then(|a| a.get(labels::APP_UID).cloned()) {
-                            queue.schedule(&app, Duration::ZERO);
-                            // The engine sends `die` a moment before a container lists as
-                            // exited; a reconcile run at once can still see it running.
-                            // Look again shortly after, so a crash is seen without
-                            // waiting for the resync.
-                            if matches!(action.as_str(), "die" | "oom" | "kill" | "stop") {
-                                let queue = queue.clone();
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(Duration::from_millis(500)).await;
-                                    queue.schedule(&app, Duration::ZERO);
-                                });
-                            }
+                        queue.schedule(&event.app_uid, Duration::ZERO);
+                        // The engine sends `die` a moment before a container lists as
+                        // exited; a reconcile run at once can still see it running.
+                        // Look again shortly after, so a crash is seen without waiting
+                        // for the resync.
+                        if event.look_again() {
+                            let queue = queue.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                queue.schedule(&event.app_uid, Duration::ZERO);
+                            });
                         }
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(error = %err, "Docker event stream failed; reconnecting");
+                        tracing::warn!(error = %err, "engine event stream failed; reconnecting");
                         break;
                     }
                     None => {
-                        tracing::warn!("Docker event stream ended; reconnecting");
+                        tracing::warn!("engine event stream ended; reconnecting");
                         break;
                     }
                 },
@@ -392,7 +386,7 @@ async fn watch_docker(
 /// whose containers and revision have not changed since they settled.
 async fn schedule_everything(
     store: &Store,
-    runtime: &DockerRuntime,
+    runtime: &Engine,
     queue: &queue::WorkQueue,
     quiet: Option<&quiet::QuietApps>,
 ) {
@@ -439,7 +433,7 @@ const FULL_RESYNC_EVERY: u64 = 10;
 
 async fn resync(
     store: Store,
-    runtime: DockerRuntime,
+    runtime: Engine,
     queue: queue::WorkQueue,
     quiet: quiet::QuietApps,
     every: Duration,

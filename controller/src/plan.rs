@@ -108,11 +108,6 @@ pub fn plan(
         steps.extend(observed.iter().map(|c| Step::Remove { id: c.id.clone() }));
         return steps;
     }
-    let live = |c: &&Observed| c.state != RunState::Gone;
-    let ready = |c: &Observed| {
-        c.state == RunState::Running
-            && (!desired.has_health_check || health(&c.id) == Health::Ready)
-    };
     let mut surging = u32::try_from(
         desired
             .surge_ports
@@ -125,113 +120,149 @@ pub fn plan(
         let Some(&host_port) = desired.host_ports.get(replica as usize) else {
             continue; // no port yet: the API allocates it; nothing to run on
         };
-        let surge_port = desired
-            .surge_ports
-            .iter()
-            .find(|(r, _)| *r == replica)
-            .map(|(_, p)| *p);
-        let mut mine: Vec<&Observed> = observed
-            .iter()
-            .filter(live)
-            .filter(|c| c.replica == replica)
-            .collect();
-        // Newest first: after a crash there may be two; keep one.
-        mine.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let is_new = |c: &Observed| {
-            c.spec_hash == desired.spec_hash
-                && (c.host_port == host_port || Some(c.host_port) == surge_port)
+        let slot = Slot {
+            replica,
+            host_port,
+            surge_port: desired
+                .surge_ports
+                .iter()
+                .find(|(r, _)| *r == replica)
+                .map(|(_, p)| *p),
         };
-        let new = mine.iter().position(|c| is_new(c));
-        let old: Vec<&Observed> = mine
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != new)
-            .map(|(_, c)| *c)
-            .collect();
-        match new.map(|i| mine[i]) {
-            Some(current) if ready(current) => {
-                steps.extend(old.iter().map(|c| Step::Remove { id: c.id.clone() }));
-                if current.host_port != host_port {
-                    steps.push(Step::Promote {
-                        replica,
-                        host_port: current.host_port,
-                    });
-                }
-            }
-            Some(current) => {
-                // Not Ready yet: old ones keep serving, except extra copies of the new.
-                steps.extend(
-                    old.iter()
-                        .filter(|c| {
-                            c.spec_hash == desired.spec_hash && c.host_port == current.host_port
-                        })
-                        .map(|c| Step::Remove { id: c.id.clone() }),
-                );
-                match current.state {
-                    // Created but never started (a controller died in between, or the
-                    // engine refused to start it): started like a restart, held back
-                    // while the app is Failed or backing off.
-                    RunState::Created if desired.restarts_allowed => steps.push(Step::Restart {
-                        id: current.id.clone(),
-                        replica,
-                    }),
-                    RunState::Exited { code }
-                        if wants_restart(desired.restart_policy, code)
-                            && desired.restarts_allowed =>
-                    {
-                        steps.push(Step::Restart {
-                            id: current.id.clone(),
-                            replica,
-                        });
-                    }
-                    RunState::Running
-                        if desired.has_health_check
-                            && health(&current.id) == Health::Unhealthy
-                            && desired.restarts_allowed =>
-                    {
-                        steps.push(Step::Restart {
-                            id: current.id.clone(),
-                            replica,
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            None => {
-                let serving = old
-                    .iter()
-                    .any(|c| c.host_port == host_port && c.state == RunState::Running);
-                if serving {
-                    // Roll: whatever sits on the surge port is a superseded attempt.
-                    if let Some(port) = surge_port {
-                        steps.extend(
-                            old.iter()
-                                .filter(|c| c.host_port == port)
-                                .map(|c| Step::Remove { id: c.id.clone() }),
-                        );
-                        steps.push(Step::Create {
-                            replica,
-                            host_port: port,
-                        });
-                    } else if surging < desired.max_surge.max(1) {
-                        surging += 1;
-                        steps.push(Step::Surge { replica });
-                    }
-                } else {
-                    steps.extend(old.iter().map(|c| Step::Remove { id: c.id.clone() }));
-                    steps.push(Step::Create { replica, host_port });
-                }
-            }
-        }
+        plan_replica(desired, observed, health, slot, &mut surging, &mut steps);
     }
     steps.extend(
         observed
             .iter()
-            .filter(live)
-            .filter(|c| c.replica >= desired.replicas)
+            .filter(|c| c.state != RunState::Gone && c.replica >= desired.replicas)
             .map(|c| Step::Remove { id: c.id.clone() }),
     );
     steps
+}
+
+/// Where one replica runs: its port, and its second port while it is rolled.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    replica: u32,
+    host_port: u16,
+    surge_port: Option<u16>,
+}
+
+fn is_ready(desired: &Desired<'_>, health: &dyn Fn(&str) -> Health, c: &Observed) -> bool {
+    c.state == RunState::Running && (!desired.has_health_check || health(&c.id) == Health::Ready)
+}
+
+fn remove<'a>(
+    containers: impl IntoIterator<Item = &'a &'a Observed>,
+) -> impl Iterator<Item = Step> {
+    containers
+        .into_iter()
+        .map(|c| Step::Remove { id: c.id.clone() })
+}
+
+/// The steps for one replica: keep its container of the current spec (restarting it
+/// as its policy says), or roll or replace what it runs.
+fn plan_replica(
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    health: &dyn Fn(&str) -> Health,
+    slot: Slot,
+    surging: &mut u32,
+    steps: &mut Vec<Step>,
+) {
+    let mut mine: Vec<&Observed> = observed
+        .iter()
+        .filter(|c| c.state != RunState::Gone && c.replica == slot.replica)
+        .collect();
+    // Newest first: after a crash there may be two; keep one.
+    mine.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+    let is_new = |c: &Observed| {
+        c.spec_hash == desired.spec_hash
+            && (c.host_port == slot.host_port || Some(c.host_port) == slot.surge_port)
+    };
+    let new = mine.iter().position(|c| is_new(c));
+    let old: Vec<&Observed> = mine
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != new)
+        .map(|(_, c)| *c)
+        .collect();
+    match new.map(|i| mine[i]) {
+        Some(current) if is_ready(desired, health, current) => {
+            steps.extend(remove(&old));
+            if current.host_port != slot.host_port {
+                steps.push(Step::Promote {
+                    replica: slot.replica,
+                    host_port: current.host_port,
+                });
+            }
+        }
+        Some(current) => {
+            // Not Ready yet: old ones keep serving, except extra copies of the new.
+            steps.extend(remove(old.iter().filter(|c| {
+                c.spec_hash == desired.spec_hash && c.host_port == current.host_port
+            })));
+            if wants_start(desired, health, current) {
+                steps.push(Step::Restart {
+                    id: current.id.clone(),
+                    replica: slot.replica,
+                });
+            }
+        }
+        None => roll_or_replace(desired, &old, slot, surging, steps),
+    }
+}
+
+/// Whether the current container of a replica, not Ready, is to be started again. One
+/// created but never started (a controller died in between, or the engine refused to
+/// start it) is started like a restart; every start is held back while the app is
+/// Failed or backing off.
+fn wants_start(desired: &Desired<'_>, health: &dyn Fn(&str) -> Health, current: &Observed) -> bool {
+    desired.restarts_allowed
+        && match current.state {
+            RunState::Created => true,
+            RunState::Exited { code } => wants_restart(desired.restart_policy, code),
+            RunState::Running => {
+                desired.has_health_check && health(&current.id) == Health::Unhealthy
+            }
+            RunState::Starting | RunState::Gone => false,
+        }
+}
+
+/// A replica without a container of the current spec: rolled (a new container on a
+/// surge port beside the serving old one, at most `max_surge` at once) or, with
+/// nothing serving, replaced in place.
+fn roll_or_replace(
+    desired: &Desired<'_>,
+    old: &[&Observed],
+    slot: Slot,
+    surging: &mut u32,
+    steps: &mut Vec<Step>,
+) {
+    let serving = old
+        .iter()
+        .any(|c| c.host_port == slot.host_port && c.state == RunState::Running);
+    if !serving {
+        steps.extend(remove(old));
+        steps.push(Step::Create {
+            replica: slot.replica,
+            host_port: slot.host_port,
+        });
+        return;
+    }
+    if let Some(port) = slot.surge_port {
+        // Whatever sits on the surge port is a superseded attempt.
+        steps.extend(remove(old.iter().filter(|c| c.host_port == port)));
+        steps.push(Step::Create {
+            replica: slot.replica,
+            host_port: port,
+        });
+    } else if *surging < desired.max_surge.max(1) {
+        *surging += 1;
+        steps.push(Step::Surge {
+            replica: slot.replica,
+        });
+    }
 }
 
 /// The Failed verdict a stored status carries for `generation`, if any: the reason
@@ -373,7 +404,28 @@ pub fn status(
     let want = desired.replicas;
     // Every wanted replica runs the current spec and nothing old is left (ready or not).
     let settled = counts.updated == want && counts.replicas == want && counts.outdated == 0;
-    let phase = if desired.deleting {
+    let mut conditions = replica_conditions(want, counts, settled, facts, previous);
+    conditions.extend(engine_conditions(counts, facts, previous));
+    ApplicationStatus {
+        phase: phase(desired, counts, settled, facts),
+        message: message(facts),
+        observed_generation: facts.generation,
+        replicas: counts.replicas,
+        ready_replicas: counts.ready,
+        updated_replicas: counts.updated,
+        host_ports: desired
+            .host_ports
+            .iter()
+            .copied()
+            .take(want as usize)
+            .collect(),
+        conditions,
+    }
+}
+
+fn phase(desired: &Desired<'_>, counts: Counts, settled: bool, facts: &Facts) -> Phase {
+    let want = desired.replicas;
+    if desired.deleting {
         Phase::Terminating
     } else if facts.failed.is_some() {
         Phase::Failed
@@ -391,8 +443,18 @@ pub fn status(
         Phase::Pending
     } else {
         Phase::Degraded
-    };
-    let mut conditions = vec![
+    }
+}
+
+/// Ready, Available and Progressing, as a Kubernetes Deployment has them.
+fn replica_conditions(
+    want: u32,
+    counts: Counts,
+    settled: bool,
+    facts: &Facts,
+    previous: &ApplicationStatus,
+) -> Vec<Condition> {
+    vec![
         condition(
             "Ready",
             counts.ready == want,
@@ -437,7 +499,16 @@ pub fn status(
             facts,
             previous,
         ),
-    ];
+    ]
+}
+
+/// What the engine reported: the image pull, a refused replica, a skipped host port.
+fn engine_conditions(
+    counts: Counts,
+    facts: &Facts,
+    previous: &ApplicationStatus,
+) -> Vec<Condition> {
+    let mut conditions = Vec::new();
     if let Some(error) = &facts.pull_error {
         conditions.push(condition(
             "ImagePulled",
@@ -478,7 +549,12 @@ pub fn status(
             previous,
         ));
     }
-    let message = facts
+    conditions
+}
+
+/// The one line that says what is wrong, most serious first.
+fn message(facts: &Facts) -> Option<String> {
+    facts
         .failed
         .clone()
         .or_else(|| {
@@ -493,22 +569,7 @@ pub fn status(
                 .as_ref()
                 .map(|e| format!("a replica could not be started: {e}"))
         })
-        .or_else(|| facts.backing_off.clone());
-    ApplicationStatus {
-        phase,
-        observed_generation: facts.generation,
-        replicas: counts.replicas,
-        ready_replicas: counts.ready,
-        updated_replicas: counts.updated,
-        host_ports: desired
-            .host_ports
-            .iter()
-            .copied()
-            .take(want as usize)
-            .collect(),
-        conditions,
-        message,
-    }
+        .or_else(|| facts.backing_off.clone())
 }
 
 /// Per-key restart bookkeeping for CrashLoopBackOff: 10 s doubling to 5 min, reset after

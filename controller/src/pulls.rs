@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use longin_crds::application::ImagePullPolicy;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{DockerRuntime, RuntimeError};
+use crate::engine::Engine;
+use crate::runtime::RuntimeError;
 
 /// How long a finished pull stands for a pull of the same image: the reconciles of one
 /// rollout (or of many apps of one image) share it.
@@ -51,7 +52,7 @@ impl Pulls {
     /// none is running or fresh. A failure is reported once, then forgotten.
     pub fn ensure(
         &self,
-        runtime: &DockerRuntime,
+        runtime: &Engine,
         image: &str,
         policy: ImagePullPolicy,
         cancel: &CancellationToken,

@@ -15,13 +15,14 @@ use longin_store::status::ObservedContainer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::engine::Engine;
 use crate::labels;
 use crate::plan::{self, Desired, Facts, Observed, RestartLimit, RunState, Step};
 use crate::prober::{Prober, Target};
 use crate::pulls::PullStatus;
 use crate::quiet::QuietApps;
 use crate::restarts::{RestartDecision, RestartTracker};
-use crate::runtime::{ContainerPlan, DockerRuntime, NetworkPlan, RuntimeError};
+use crate::runtime::{ContainerPlan, NetworkPlan, RuntimeError};
 
 /// Why a reconcile failed; it is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +109,7 @@ impl Default for ControllerConfig {
 #[derive(Debug, Clone)]
 pub struct Context {
     pub store: Store,
-    pub runtime: DockerRuntime,
+    pub runtime: Engine,
     pub prober: Prober,
     /// Where status changes and reconcile errors are published.
     pub bus: Bus,
@@ -128,13 +129,15 @@ pub struct Context {
     /// Fires when the controller stops: cuts short the steps that can take long
     /// (pulls); the others finish, so no container is left half made.
     pub cancel: CancellationToken,
+    /// The wall clock (restart back-off, rollout deadlines); tests move it.
+    pub clock: Clock,
 }
 
 impl Context {
     #[must_use]
     pub fn new(
         store: Store,
-        runtime: DockerRuntime,
+        runtime: Engine,
         prober: Prober,
         bus: Bus,
         config: ControllerConfig,
@@ -153,6 +156,7 @@ impl Context {
             stops: crate::stops::Stops::default(),
             pulls: crate::pulls::Pulls::default(),
             owners: crate::queue::Owners::default(),
+            clock: Clock::default(),
         }
     }
 }
@@ -164,9 +168,30 @@ const PULL_RECHECK: Duration = Duration::from_millis(500);
 /// `destroy` event usually comes first).
 const STOPPING_RECHECK: Duration = Duration::from_secs(2);
 
+/// What reconciles read the time from: the wall clock, which a test can move ahead
+/// (restart back-off and rollout deadlines are then checked without waiting).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    ahead_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// Unix milliseconds.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        longin_store::now_ms() + self.ahead_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves this clock (and every clone) `ms` ahead.
+    pub fn advance(&self, ms: i64) {
+        self.ahead_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// (Unix milliseconds, RFC 3339) of now.
-fn now_pair() -> (i64, String) {
-    let ms = longin_store::now_ms();
+fn now_pair(ctx: &Context) -> (i64, String) {
+    let ms = ctx.clock.now();
     (ms, longin_store::time::rfc3339(ms))
 }
 
@@ -298,43 +323,115 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
     result
 }
 
+/// Observe, then take the path the application is on: gone (orphans), being deleted
+/// (cleanup, the finalizer's side), or wanted (apply).
 async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>, ReconcileError> {
     // Known quiet again only if this reconcile ends with nothing done and nothing due.
     ctx.quiet.forget(app_id);
     let observed = observe(ctx, app_id).await?;
     let Some(app) = ctx.store.application_by_id(app_id).await? else {
-        // Orphans: managed containers whose application is gone.
-        for c in &observed {
-            if !ctx.stops.is_stopping(&c.id) {
-                tracing::info!(app = app_id, container = %c.id, "removing orphan container");
-                ctx.stops.begin(&ctx.runtime, &c.id, 10, &ctx.cancel);
-            }
-        }
-        ctx.prober.set_targets(app_id, Vec::new());
-        ctx.owners.forget(app_id);
+        remove_orphans(ctx, app_id, &observed);
         return Ok(None);
     };
     ctx.owners.record(app_id, &app.owner_id);
-    let hash = labels::spec_hash(&app.spec, &app.annotations, ctx.store.sealer());
-    let deleting = app.deletion_timestamp.is_some();
-    let (now, now_text) = now_pair();
-
-    // A new generation clears a Failed verdict (that is what `longin restart` is for).
-    let failed = ctx.restarts.verdict(app_id, app.generation, &app.status);
-
-    let replicas = if deleting { 0 } else { app.spec.replicas };
-    let mut host_ports = ctx.store.host_ports(app_id, replicas).await?;
-    if host_ports.len() < replicas as usize {
-        // An apply gives every replica its port. Should one be missing all the same,
-        // give it now: waiting for it would leave the app short of replicas for good.
-        tracing::warn!(app = %app.name, have = host_ports.len(), want = replicas, "replicas without a host port; allocating them");
-        host_ports = ctx
-            .store
-            .ensure_ports(app_id, ctx.config.port_range)
-            .await?;
-        host_ports.truncate(replicas as usize);
+    if app.deletion_timestamp.is_some() {
+        return cleanup(ctx, &app, observed).await;
     }
-    let surge_ports = ctx.store.surge_ports(app_id).await?;
+    apply(ctx, &app, observed).await
+}
+
+/// Managed containers whose application is gone are stopped and removed.
+fn remove_orphans(ctx: &Context, app_id: &str, observed: &[Observed]) {
+    for c in observed {
+        if !ctx.stops.is_stopping(&c.id) {
+            tracing::info!(app = app_id, container = %c.id, "removing orphan container");
+            ctx.stops.begin(&ctx.runtime, &c.id, 10, &ctx.cancel);
+        }
+    }
+    ctx.prober.set_targets(app_id, Vec::new());
+    ctx.owners.forget(app_id);
+}
+
+/// The deletion path: every container is stopped (off the workers) and removed; once
+/// none is left, the application's row goes, and with it its ports.
+async fn cleanup(
+    ctx: &Context,
+    app: &ApplicationRecord,
+    observed: Vec<Observed>,
+) -> Result<Option<Duration>, ReconcileError> {
+    ctx.prober.set_targets(&app.id, Vec::new());
+    let observed = if observed.is_empty() {
+        observed
+    } else {
+        for c in &observed {
+            stop_replica(ctx, app, &c.id);
+        }
+        observe(ctx, &app.id).await?
+    };
+    if !observed.iter().all(|c| c.state == RunState::Gone) {
+        return Ok(Some(Duration::from_secs(1)));
+    }
+    ctx.store.sync_containers(&app.id, &[], 0).await?;
+    if ctx.store.finalize_deletion(&app.id).await? {
+        tracing::info!(app = %app.name, "application deleted");
+    }
+    Ok(None)
+}
+
+/// Starts stopping and removing container `id` in the background, unless under way.
+fn stop_replica(ctx: &Context, app: &ApplicationRecord, id: &str) {
+    if !ctx.stops.is_stopping(id) {
+        tracing::info!(app = %app.name, container = %id, "stopping and removing container");
+        let grace = app.spec.termination_grace_period_seconds;
+        ctx.stops.begin(&ctx.runtime, id, grace, &ctx.cancel);
+    }
+}
+
+/// One reconcile of a wanted application: what it found out and when to come back.
+struct Pass<'a> {
+    ctx: &'a Context,
+    app: &'a ApplicationRecord,
+    hash: &'a str,
+    /// Unix milliseconds.
+    now: i64,
+    facts: Facts,
+    requeue: Option<Duration>,
+}
+
+impl Pass<'_> {
+    /// Come back within `after`.
+    fn soon(&mut self, after: Duration) {
+        self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));
+    }
+}
+
+/// The apply path: plan the steps from what runs, make sure the image is there, take
+/// the steps, then report what runs now.
+async fn apply(
+    ctx: &Context,
+    app: &ApplicationRecord,
+    observed: Vec<Observed>,
+) -> Result<Option<Duration>, ReconcileError> {
+    let (now, now_text) = now_pair(ctx);
+    // A new generation clears a Failed verdict (that is what `longin restart` is for).
+    let failed = ctx.restarts.verdict(&app.id, app.generation, &app.status);
+    let hash = labels::spec_hash(&app.spec, &app.annotations, ctx.store.sealer());
+    let mut pass = Pass {
+        ctx,
+        app,
+        hash: &hash,
+        now,
+        facts: Facts {
+            generation: app.generation,
+            failed,
+            now: now_text,
+            ..Facts::default()
+        },
+        requeue: None,
+    };
+    let host_ports = replica_ports(ctx, app).await?;
+    let surge_ports = ctx.store.surge_ports(&app.id).await?;
+    let replicas = app.spec.replicas;
     let desired = Desired {
         replicas,
         spec_hash: &hash,
@@ -343,20 +440,11 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
         max_surge: (replicas / 4).max(1),
         restart_policy: app.spec.restart_policy,
         has_health_check: app.spec.health_check.is_some(),
-        deleting,
-        restarts_allowed: failed.is_none(),
+        deleting: false,
+        restarts_allowed: pass.facts.failed.is_none(),
     };
     let health = |id: &str| ctx.prober.health(id);
     let steps = plan::plan(&desired, &observed, &health);
-
-    let mut facts = Facts {
-        generation: app.generation,
-        failed,
-        now: now_text,
-        ..Facts::default()
-    };
-    let mut requeue: Option<Duration> = None;
-    let grace = app.spec.termination_grace_period_seconds;
 
     // A rollout's new containers (Surge) are pulled like new replicas: under the
     // Always policy no container is ever made from an unpulled copy. The pull runs off
@@ -364,213 +452,249 @@ async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>
     if steps
         .iter()
         .any(|s| matches!(s, Step::Create { .. } | Step::Surge { .. }))
+        && let Some(wait) = ensure_image(&mut pass, &desired, &observed).await?
     {
-        let policy = app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy);
-        match ctx
-            .pulls
-            .ensure(&ctx.runtime, &app.spec.image, policy, &ctx.cancel)
-        {
-            PullStatus::Ready => {}
-            PullStatus::Pending => return Ok(Some(PULL_RECHECK)),
-            PullStatus::Failed(err) => {
-                if let RuntimeError::Pull { message, .. } = &err {
-                    facts.pull_error = Some(message.clone());
-                    write_status(ctx, &app, &desired, &observed, &facts).await?;
-                }
-                return Err(err.into());
-            }
-        }
+        return Ok(Some(wait));
     }
 
     let acted = !steps.is_empty();
     for step in steps {
-        match step {
-            // Off the workers: a stop may wait out a long grace period.
-            Step::Remove { id } => {
-                if !ctx.stops.is_stopping(&id) {
-                    tracing::info!(app = %app.name, container = %id, "stopping and removing container");
-                    ctx.stops.begin(&ctx.runtime, &id, grace, &ctx.cancel);
+        if let Err(err) = execute(&mut pass, step).await {
+            return Err(match err {
+                ReconcileError::Runtime(err) => {
+                    refused(ctx, app, &desired, &observed, &mut pass.facts, err).await
                 }
-                requeue = Some(requeue.map_or(STOPPING_RECHECK, |r| r.min(STOPPING_RECHECK)));
-            }
-            // A container being stopped is not started again.
-            Step::Restart { id, .. } if ctx.stops.is_stopping(&id) => {}
-            Step::Create { replica, host_port } => {
-                let (id, host_port) =
-                    match start_on_a_free_port(ctx, &app, &hash, replica, host_port).await {
-                        Ok(started) => started,
-                        Err(ReconcileError::Runtime(err)) => {
-                            return Err(
-                                refused(ctx, &app, &desired, &observed, &mut facts, err).await
-                            );
-                        }
-                        Err(other) => return Err(other),
-                    };
-                tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
-            }
-            Step::Surge { replica } => {
-                let host_port = ctx
-                    .store
-                    .allocate_surge_port(app_id, replica, ctx.config.port_range)
-                    .await?;
-                let network = owner_network(ctx, &app).await?;
-                let plan = container_plan(&app, &hash, replica, host_port, &ctx.config, &network)?;
-                let id = match ctx.runtime.create_and_start(&plan).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
-                    }
-                };
-                tracing::info!(app = %app.name, replica, host_port, container = %id, "rolling: new container started beside the old");
-            }
-            Step::Promote { replica, host_port } => {
-                ctx.store
-                    .promote_surge_port(app_id, replica, host_port)
-                    .await?;
-                tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
-            }
-            Step::Restart { id, replica } => {
-                let limit = ctx.config.restart_limit;
-                match ctx.restarts.may_restart(
-                    app_id,
-                    &app.name,
-                    app.generation,
-                    replica,
-                    now,
-                    limit,
-                ) {
-                    RestartDecision::Go => {}
-                    RestartDecision::Failed(why) => {
-                        tracing::warn!(app = %app.name, replica, "restart limit reached; application failed");
-                        facts.failed = Some(why);
-                        continue;
-                    }
-                    RestartDecision::Wait(wait) => {
-                        facts.backing_off = Some(format!(
-                            "back-off {}s restarting replica {replica}",
-                            (wait + 999) / 1000
-                        ));
-                        let again = Duration::from_millis(u64::try_from(wait).unwrap_or(1000));
-                        requeue = Some(requeue.map_or(again, |r| r.min(again)));
-                        continue;
-                    }
-                }
-                tracing::info!(app = %app.name, replica, container = %id, "restarting container");
-                // A refused start is not a crash: it is reported (ReplicaFailure) and
-                // retried with the queue's back-off, and spends no crash-loop budget —
-                // a port still held by a container just removed would otherwise make a
-                // healthy app Failed.
-                if let Err(err) = ctx.runtime.restart(&id, grace).await {
-                    return Err(refused(ctx, &app, &desired, &observed, &mut facts, err).await);
-                }
-                ctx.prober.reset(&id);
-                ctx.restarts.record_restart(app_id, replica, now, limit);
-                metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
-                    .increment(1);
-            }
+                other => other,
+            });
         }
     }
-
     // Look again only if something was done; an idle resync reuses what it saw.
     let observed = if acted {
-        observe(ctx, app_id).await?
+        observe(ctx, &app.id).await?
     } else {
         observed
     };
-    if deleting {
-        if observed.iter().all(|c| c.state == RunState::Gone) {
-            ctx.prober.set_targets(app_id, Vec::new());
-            ctx.store.sync_containers(app_id, &[], 0).await?;
-            if ctx.store.finalize_deletion(app_id).await? {
-                tracing::info!(app = %app.name, "application deleted");
-            }
-            return Ok(None);
-        }
-        return Ok(Some(Duration::from_secs(1)));
-    }
-
-    // Probe the running replicas of the current spec.
-    if let Some(check) = &app.spec.health_check {
-        let targets = observed
-            .iter()
-            .filter(|c| c.state == RunState::Running && c.spec_hash == hash)
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    Target {
-                        app_id: app_id.to_owned(),
-                        host_port: c.host_port,
-                        http_path: check.http.as_ref().map(|h| h.path.clone()),
-                        initial_delay: Duration::from_secs(u64::from(check.initial_delay_seconds)),
-                        period: Duration::from_secs(u64::from(check.period_seconds.max(1))),
-                        timeout: Duration::from_secs(u64::from(check.timeout_seconds.max(1))),
-                        failure_threshold: check.failure_threshold.max(1),
-                    },
-                )
-            })
-            .collect();
-        ctx.prober.set_targets(app_id, targets);
-    } else {
-        ctx.prober.set_targets(app_id, Vec::new());
-    }
-
-    let host_ports = ctx.store.host_ports(app_id, replicas).await?;
+    set_probe_targets(ctx, app, &hash, &observed);
+    let host_ports = ctx.store.host_ports(&app.id, replicas).await?;
     let desired = Desired {
         host_ports: &host_ports,
         ..desired
     };
-    let counts = plan::count(&desired, &observed, &health);
-    let settled = counts.settled(replicas);
+    report(pass, &desired, &observed, acted).await
+}
+
+/// The host port of each replica. An apply gives every replica its port; should one be
+/// missing all the same, it is given now: waiting for it would leave the app short of
+/// replicas for good.
+async fn replica_ports(ctx: &Context, app: &ApplicationRecord) -> Result<Vec<u16>, ReconcileError> {
+    let replicas = app.spec.replicas;
+    let host_ports = ctx.store.host_ports(&app.id, replicas).await?;
+    if host_ports.len() >= replicas as usize {
+        return Ok(host_ports);
+    }
+    tracing::warn!(app = %app.name, have = host_ports.len(), want = replicas, "replicas without a host port; allocating them");
+    let mut host_ports = ctx
+        .store
+        .ensure_ports(&app.id, ctx.config.port_range)
+        .await?;
+    host_ports.truncate(replicas as usize);
+    Ok(host_ports)
+}
+
+/// Whether the app's image is ready for new containers: `None` when it is, else when
+/// to look again. A failed pull is reported in the status and fails the reconcile.
+async fn ensure_image(
+    pass: &mut Pass<'_>,
+    desired: &Desired<'_>,
+    observed: &[Observed],
+) -> Result<Option<Duration>, ReconcileError> {
+    let (ctx, app) = (pass.ctx, pass.app);
+    let policy = app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy);
+    match ctx
+        .pulls
+        .ensure(&ctx.runtime, &app.spec.image, policy, &ctx.cancel)
+    {
+        PullStatus::Ready => Ok(None),
+        PullStatus::Pending => Ok(Some(PULL_RECHECK)),
+        PullStatus::Failed(err) => {
+            if let RuntimeError::Pull { message, .. } = &err {
+                pass.facts.pull_error = Some(message.clone());
+                write_status(ctx, app, desired, observed, &pass.facts).await?;
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// Takes one step on the engine. An engine refusal comes back as
+/// `ReconcileError::Runtime`, for the caller to report.
+async fn execute(pass: &mut Pass<'_>, step: Step) -> Result<(), ReconcileError> {
+    let (ctx, app) = (pass.ctx, pass.app);
+    match step {
+        // Off the workers: a stop may wait out a long grace period.
+        Step::Remove { id } => {
+            stop_replica(ctx, app, &id);
+            pass.soon(STOPPING_RECHECK);
+        }
+        // A container being stopped is not started again.
+        Step::Restart { id, .. } if ctx.stops.is_stopping(&id) => {}
+        Step::Create { replica, host_port } => {
+            let (id, host_port) =
+                start_on_a_free_port(ctx, app, pass.hash, replica, host_port).await?;
+            tracing::info!(app = %app.name, replica, host_port, container = %id, "container started");
+        }
+        Step::Surge { replica } => {
+            let host_port = ctx
+                .store
+                .allocate_surge_port(&app.id, replica, ctx.config.port_range)
+                .await?;
+            let network = owner_network(ctx, app).await?;
+            let plan = container_plan(app, pass.hash, replica, host_port, &ctx.config, &network)?;
+            let id = ctx.runtime.create_and_start(&plan).await?;
+            tracing::info!(app = %app.name, replica, host_port, container = %id, "rolling: new container started beside the old");
+        }
+        Step::Promote { replica, host_port } => {
+            ctx.store
+                .promote_surge_port(&app.id, replica, host_port)
+                .await?;
+            tracing::info!(app = %app.name, replica, host_port, "rolling: replica moved to its new container");
+        }
+        Step::Restart { id, replica } => restart_replica(pass, &id, replica).await?,
+    }
+    Ok(())
+}
+
+/// Starts an exited replica again, unless CrashLoopBackOff says wait or the restart
+/// budget is spent (then the app is Failed).
+async fn restart_replica(
+    pass: &mut Pass<'_>,
+    id: &str,
+    replica: u32,
+) -> Result<(), ReconcileError> {
+    let (ctx, app) = (pass.ctx, pass.app);
+    let limit = ctx.config.restart_limit;
+    match ctx
+        .restarts
+        .may_restart(&app.id, &app.name, app.generation, replica, pass.now, limit)
+    {
+        RestartDecision::Go => {}
+        RestartDecision::Failed(why) => {
+            tracing::warn!(app = %app.name, replica, "restart limit reached; application failed");
+            pass.facts.failed = Some(why);
+            return Ok(());
+        }
+        RestartDecision::Wait(wait) => {
+            pass.facts.backing_off = Some(format!(
+                "back-off {}s restarting replica {replica}",
+                (wait + 999) / 1000
+            ));
+            pass.soon(Duration::from_millis(u64::try_from(wait).unwrap_or(1000)));
+            return Ok(());
+        }
+    }
+    tracing::info!(app = %app.name, replica, container = %id, "restarting container");
+    // A refused start is not a crash: it is reported (ReplicaFailure) and retried with
+    // the queue's back-off, and spends no crash-loop budget — a port still held by a
+    // container just removed would otherwise make a healthy app Failed.
+    ctx.runtime
+        .restart(id, app.spec.termination_grace_period_seconds)
+        .await?;
+    ctx.prober.reset(id);
+    ctx.restarts
+        .record_restart(&app.id, replica, pass.now, limit);
+    metrics::counter!("longin_container_restarts_total", "app" => format!("{}/{}", app.owner_username, app.name))
+        .increment(1);
+    Ok(())
+}
+
+/// Probes the running replicas of the current spec (none when the app has no check).
+fn set_probe_targets(ctx: &Context, app: &ApplicationRecord, hash: &str, observed: &[Observed]) {
+    let Some(check) = &app.spec.health_check else {
+        ctx.prober.set_targets(&app.id, Vec::new());
+        return;
+    };
+    let targets = observed
+        .iter()
+        .filter(|c| c.state == RunState::Running && c.spec_hash == hash)
+        .map(|c| {
+            (
+                c.id.clone(),
+                Target {
+                    app_id: app.id.clone(),
+                    host_port: c.host_port,
+                    http_path: check.http.as_ref().map(|h| h.path.clone()),
+                    initial_delay: Duration::from_secs(u64::from(check.initial_delay_seconds)),
+                    period: Duration::from_secs(u64::from(check.period_seconds.max(1))),
+                    timeout: Duration::from_secs(u64::from(check.timeout_seconds.max(1))),
+                    failure_threshold: check.failure_threshold.max(1),
+                },
+            )
+        })
+        .collect();
+    ctx.prober.set_targets(&app.id, targets);
+}
+
+/// Records what runs (the rollout's end or deadline, the container rows, the status)
+/// and says when to look again.
+async fn report(
+    mut pass: Pass<'_>,
+    desired: &Desired<'_>,
+    observed: &[Observed],
+    acted: bool,
+) -> Result<Option<Duration>, ReconcileError> {
+    let (ctx, app) = (pass.ctx, pass.app);
+    let health = |id: &str| ctx.prober.health(id);
+    let settled = plan::count(desired, observed, &health).settled(desired.replicas);
     let was_settled = app.status.phase == longin_crds::application::Phase::Running
         && app.status.observed_generation == app.generation;
     if settled && !was_settled {
         ctx.store
-            .finish_rollout(app_id, app.generation, "Complete")
+            .finish_rollout(&app.id, app.generation, "Complete")
             .await?;
     } else {
-        facts.deadline_exceeded = past_deadline(ctx, &app).await?;
+        pass.facts.deadline_exceeded = past_deadline(ctx, app).await?;
     }
     let rows: Vec<ObservedContainer> = observed
         .iter()
         .filter(|c| c.state != RunState::Gone)
-        .map(|c| ObservedContainer {
-            docker_id: c.id.clone(),
-            replica_index: i64::from(c.replica),
-            host_port: i64::from(c.host_port),
-            spec_hash: c.spec_hash.clone(),
-            status: match c.state {
-                RunState::Running => "running".to_owned(),
-                RunState::Created => "created".to_owned(),
-                RunState::Starting => "starting".to_owned(),
-                RunState::Exited { code } => format!("exited({code})"),
-                RunState::Gone => "gone".to_owned(),
-            },
-            restart_count: ctx.restarts.restart_count(app_id, c.replica),
-        })
+        .map(|c| container_row(ctx, &app.id, c))
         .collect();
     ctx.store
-        .sync_containers(app_id, &rows, app.spec.replicas)
+        .sync_containers(&app.id, &rows, app.spec.replicas)
         .await?;
     // After the rows: a client that sees the new status finds the containers it
     // describes in /api/containers.
-    write_status(ctx, &app, &desired, &observed, &facts).await?;
+    write_status(ctx, app, desired, observed, &pass.facts).await?;
 
     // Not settled yet (starting, probing, backing off): look again soon.
-    if !settled && facts.failed.is_none() {
-        let soon = Duration::from_secs(2);
-        requeue = Some(requeue.map_or(soon, |r| r.min(soon)));
+    if !settled && pass.facts.failed.is_none() {
+        pass.soon(Duration::from_secs(2));
     }
-    if !acted && requeue.is_none() {
-        ctx.quiet.settle(
-            app_id,
-            longin_store::status::Revision {
-                generation: app.generation,
-                deleting,
-            },
-            &observed,
-        );
+    if !acted && pass.requeue.is_none() {
+        let revision = longin_store::status::Revision {
+            generation: app.generation,
+            deleting: false,
+        };
+        ctx.quiet.settle(&app.id, revision, observed);
     }
-    Ok(requeue)
+    Ok(pass.requeue)
+}
+
+fn container_row(ctx: &Context, app_id: &str, c: &Observed) -> ObservedContainer {
+    ObservedContainer {
+        docker_id: c.id.clone(),
+        replica_index: i64::from(c.replica),
+        host_port: i64::from(c.host_port),
+        spec_hash: c.spec_hash.clone(),
+        status: match c.state {
+            RunState::Running => "running".to_owned(),
+            RunState::Created => "created".to_owned(),
+            RunState::Starting => "starting".to_owned(),
+            RunState::Exited { code } => format!("exited({code})"),
+            RunState::Gone => "gone".to_owned(),
+        },
+        restart_count: ctx.restarts.restart_count(app_id, c.replica),
+    }
 }
 
 /// Whether the rollout of the app's generation has run past its progress deadline;
@@ -580,7 +704,7 @@ async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, R
         return Ok(false);
     };
     let deadline_ms = i64::try_from(ctx.config.progress_deadline.as_millis()).unwrap_or(i64::MAX);
-    if longin_store::now_ms() - started_ms <= deadline_ms {
+    if ctx.clock.now() - started_ms <= deadline_ms {
         return Ok(false);
     }
     if ctx
@@ -593,10 +717,6 @@ async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, R
     Ok(true)
 }
 
-/// The engine refused to create or start a replica: the status says so (condition
-/// `ReplicaFailure`, reason `FailedCreate`, the engine's message), and the reconcile
-/// fails, so the queue backs off and tries again. The next reconcile that gets past it
-/// clears the condition.
 /// Starts `replica` on `host_port`, or, when something other than this installation
 /// holds that port, on another one from the pool (the held port is set aside). Returns
 /// the container and the port it got.
@@ -617,7 +737,7 @@ async fn start_on_a_free_port(
     // A few moves at most in one reconcile: beyond, back off like any refusal.
     for _ in 0..3 {
         let plan = container_plan(app, hash, replica, host_port, &ctx.config, &network)?;
-        let held = match host_ports::probe(address, host_port) {
+        let held = match ctx.runtime.host_port_held(address, host_port) {
             Some(why) => Some(why),
             None => match ctx.runtime.create_and_start(&plan).await {
                 Ok(id) => return Ok((id, host_port)),
@@ -674,6 +794,10 @@ async fn start_on_a_free_port(
     }))
 }
 
+/// The engine refused to create or start a replica: the status says so (condition
+/// `ReplicaFailure`, reason `FailedCreate`, the engine's message), and the reconcile
+/// fails, so the queue backs off and tries again. The next reconcile that gets past it
+/// clears the condition.
 async fn refused(
     ctx: &Context,
     app: &ApplicationRecord,
@@ -732,3 +856,7 @@ async fn write_status(
     }
     Ok(status)
 }
+
+#[cfg(test)]
+#[path = "reconciler_tests.rs"]
+mod tests;

@@ -381,17 +381,6 @@ impl DockerRuntime {
             let (Some(id), Some(l)) = (s.id, s.labels) else {
                 continue;
             };
-            let Some(app) = l.get(labels::APP_UID).cloned() else {
-                continue;
-            };
-            let replica = l
-                .get(labels::REPLICA)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(u32::MAX);
-            let host_port = l
-                .get(labels::HOST_PORT)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
             let state = match s.state {
                 Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
                 Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
@@ -403,17 +392,7 @@ impl DockerRuntime {
                 }
                 _ => RunState::Starting,
             };
-            out.push((
-                app,
-                Observed {
-                    id,
-                    replica,
-                    spec_hash: l.get(labels::SPEC_HASH).cloned().unwrap_or_default(),
-                    host_port,
-                    state,
-                    created: s.created.unwrap_or(0),
-                },
-            ));
+            out.extend(labels::observed(id, &l, state, s.created.unwrap_or(0)));
         }
         Ok(out)
     }
@@ -702,5 +681,107 @@ impl DockerRuntime {
                 error: format!("no stats for {id}"),
             })),
         }
+    }
+}
+
+/// The local engine behind the controller's seam. Each call is the inherent method of
+/// the same name (kept, so the engine can be driven without the trait in tests).
+#[async_trait::async_trait]
+impl crate::engine::ContainerRuntime for DockerRuntime {
+    fn capabilities(&self) -> crate::engine::Capabilities {
+        crate::engine::Capabilities::LOCAL
+    }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        DockerRuntime::ping(self).await
+    }
+
+    async fn managed_containers(&self) -> Result<Vec<(String, Observed)>, RuntimeError> {
+        DockerRuntime::managed_containers(self).await
+    }
+
+    async fn containers_of(&self, app_uid: &str) -> Result<Vec<Observed>, RuntimeError> {
+        DockerRuntime::containers_of(self, app_uid).await
+    }
+
+    async fn unlabelled_containers(&self) -> Result<Vec<(String, String)>, RuntimeError> {
+        DockerRuntime::unlabelled_containers(self).await
+    }
+
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: ImagePullPolicy,
+        cancel: &CancellationToken,
+    ) -> Result<bool, RuntimeError> {
+        DockerRuntime::ensure_image(self, image, policy, cancel).await
+    }
+
+    async fn ensure_network(&self, plan: &NetworkPlan) -> Result<(), RuntimeError> {
+        DockerRuntime::ensure_network(self, plan).await
+    }
+
+    async fn network_subnets(&self) -> Result<Vec<String>, RuntimeError> {
+        DockerRuntime::network_subnets(self).await
+    }
+
+    async fn remove_unused_networks(&self) -> Result<usize, RuntimeError> {
+        DockerRuntime::remove_unused_networks(self).await
+    }
+
+    async fn create_and_start(&self, plan: &ContainerPlan) -> Result<String, RuntimeError> {
+        DockerRuntime::create_and_start(self, plan).await
+    }
+
+    async fn restart(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
+        DockerRuntime::restart(self, id, grace).await
+    }
+
+    async fn stop_and_remove(&self, id: &str, grace: u32) -> Result<(), RuntimeError> {
+        DockerRuntime::stop_and_remove(self, id, grace).await
+    }
+
+    async fn remove_by_name(&self, name: &str) -> Result<(), RuntimeError> {
+        DockerRuntime::remove_by_name(self, name).await
+    }
+
+    async fn port_is_ours(&self, port: u16) -> Result<bool, RuntimeError> {
+        DockerRuntime::port_is_ours(self, port).await
+    }
+
+    fn host_port_held(&self, address: std::net::IpAddr, port: u16) -> Option<String> {
+        crate::host_ports::probe(address, port)
+    }
+
+    async fn one_shot_stats(&self, id: &str) -> Result<Sample, RuntimeError> {
+        DockerRuntime::one_shot_stats(self, id).await
+    }
+
+    fn events(
+        &self,
+    ) -> futures::stream::BoxStream<'static, Result<crate::engine::EngineEvent, RuntimeError>> {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("label".to_owned(), self.managed_filter()),
+        ]);
+        self.docker
+            .events(Some(bollard::query_parameters::EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|event| async move {
+                match event {
+                    Err(err) => Some(Err(engine("events")(err))),
+                    Ok(event) => {
+                        let action = event.action.unwrap_or_default();
+                        let app_uid = event
+                            .actor
+                            .and_then(|a| a.attributes)
+                            .and_then(|mut a| a.remove(labels::APP_UID))?;
+                        Some(Ok(crate::engine::EngineEvent { app_uid, action }))
+                    }
+                }
+            })
+            .boxed()
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::DockerRuntime;
+use crate::engine::Engine;
 
 /// The containers being stopped and removed now.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ impl Stops {
     /// failure is logged and the container forgotten here, so a later reconcile tries
     /// again. On `cancel` the task ends (the engine finishes the stop by itself; the
     /// next controller removes what is left).
-    pub fn begin(&self, runtime: &DockerRuntime, id: &str, grace: u32, cancel: &CancellationToken) {
+    pub fn begin(&self, runtime: &Engine, id: &str, grace: u32, cancel: &CancellationToken) {
         let count = {
             let mut set = self.set();
             if !set.insert(id.to_owned()) {
