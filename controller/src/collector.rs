@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::Engine;
 use crate::plan::RunState;
 use crate::runtime::RuntimeError;
-use crate::stats::{Sample, usage};
+use crate::stats::{Sample, Usage, usage};
 
 /// Stats requests in flight at once. High on purpose: the engine (Docker 20.10 at
 /// least) answers even a one-shot request at its stats collector's next tick, once a
@@ -102,7 +102,6 @@ async fn collect(
         .await;
 
     let now = longin_store::now_ms();
-    let timestamp = longin_store::time::rfc3339(now);
     let mut rows = Vec::with_capacity(read.len());
     let mut per_app: HashMap<String, Vec<ContainerMetrics>> = HashMap::new();
     let mut seen = HashMap::with_capacity(read.len());
@@ -126,35 +125,57 @@ async fn collect(
         if !apps.contains_key(&app) {
             continue; // an orphan, about to be removed
         }
-        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        rows.push(UsageRow {
-            application_id: app.clone(),
-            docker_id: c.id.clone(),
-            recorded_at: now,
-            cpu_percent: u.cpu_percent,
-            memory_bytes: int(u.memory_bytes),
-            memory_limit_bytes: int(u.memory_limit_bytes),
-            net_rx_bytes: int(u.net_rx_bytes),
-            net_tx_bytes: int(u.net_tx_bytes),
-            block_read_bytes: int(u.block_read_bytes),
-            block_write_bytes: int(u.block_write_bytes),
-        });
-        per_app.entry(app).or_default().push(ContainerMetrics {
-            container_id: c.id,
-            replica: c.replica,
-            cpu_percent: u.cpu_percent,
-            cpu_percent_of_limit: u.cpu_percent_of_limit,
-            memory_bytes: u.memory_bytes,
-            memory_limit_bytes: u.memory_limit_bytes,
-            net_rx_bytes: u.net_rx_bytes,
-            net_tx_bytes: u.net_tx_bytes,
-            block_read_bytes: u.block_read_bytes,
-            block_write_bytes: u.block_write_bytes,
-        });
+        rows.push(usage_row(&app, &c.id, now, &u));
+        per_app
+            .entry(app)
+            .or_default()
+            .push(container_metrics(c.id, c.replica, &u));
     }
     let count = seen.len();
     *previous = seen;
     store.record_usage(&rows).await?;
+    publish(bus, &apps, per_app, &longin_store::time::rfc3339(now)).await;
+    Ok(count)
+}
+
+fn usage_row(app: &str, docker_id: &str, now: i64, u: &Usage) -> UsageRow {
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    UsageRow {
+        application_id: app.to_owned(),
+        docker_id: docker_id.to_owned(),
+        recorded_at: now,
+        cpu_percent: u.cpu_percent,
+        memory_bytes: int(u.memory_bytes),
+        memory_limit_bytes: int(u.memory_limit_bytes),
+        net_rx_bytes: int(u.net_rx_bytes),
+        net_tx_bytes: int(u.net_tx_bytes),
+        block_read_bytes: int(u.block_read_bytes),
+        block_write_bytes: int(u.block_write_bytes),
+    }
+}
+
+fn container_metrics(container_id: String, replica: u32, u: &Usage) -> ContainerMetrics {
+    ContainerMetrics {
+        container_id,
+        replica,
+        cpu_percent: u.cpu_percent,
+        cpu_percent_of_limit: u.cpu_percent_of_limit,
+        memory_bytes: u.memory_bytes,
+        memory_limit_bytes: u.memory_limit_bytes,
+        net_rx_bytes: u.net_rx_bytes,
+        net_tx_bytes: u.net_tx_bytes,
+        block_read_bytes: u.block_read_bytes,
+        block_write_bytes: u.block_write_bytes,
+    }
+}
+
+/// One metrics event per application, its replicas in order.
+async fn publish(
+    bus: &Bus,
+    apps: &HashMap<String, longin_store::applications::ApplicationRecord>,
+    per_app: HashMap<String, Vec<ContainerMetrics>>,
+    timestamp: &str,
+) {
     for (app_id, mut containers) in per_app {
         let Some(app) = apps.get(&app_id) else {
             continue;
@@ -173,9 +194,8 @@ async fn collect(
             },
             containers,
             aggregated,
-            timestamp: timestamp.clone(),
+            timestamp: timestamp.to_owned(),
         })
         .await;
     }
-    Ok(count)
 }

@@ -171,79 +171,108 @@ pub async fn run<F, Fut, E>(
     E: std::fmt::Display + Send + 'static,
 {
     let workers = concurrency.max(1);
-    let mut state = Scheduled::default();
-    let mut ready = Ready::default();
-    let mut running: HashSet<String> = HashSet::new();
-    let mut again: HashSet<String> = HashSet::new();
-    let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut keys = Keys::default();
     let mut tasks: JoinSet<Result<Option<Duration>, String>> = JoinSet::new();
-    // Which key and group each task has, so that a task that panicked still frees its
-    // key (otherwise the key would count as running forever and never reconcile again).
-    let mut task_keys: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
-
     loop {
-        while let Some((group, key)) = ready.pop(workers - running.len(), workers) {
-            running.insert(key.clone());
+        while let Some((group, key)) = keys.ready.pop(workers - keys.running.len(), workers) {
+            keys.running.insert(key.clone());
             tracing::debug!(app = %key, "reconcile starting");
             let work = reconcile(key.clone());
             let task = tasks.spawn(async move { work.await.map_err(|e| e.to_string()) });
-            task_keys.insert(task.id(), (key, group));
+            keys.task_keys.insert(task.id(), (key, group));
         }
-        metrics::gauge!("longin_controller_queue_depth").set((state.len() + ready.len()) as f64);
-        metrics::gauge!("longin_controller_queue_ready").set(ready.len() as f64);
-        metrics::gauge!("longin_controller_reconciles_running").set(running.len() as f64);
+        keys.gauges();
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            Some((key, delay)) = queue.rx.recv() => {
-                if running.contains(&key) && delay.is_zero() {
-                    again.insert(key);
-                } else if !ready.contains(&key) {
-                    state.schedule(key, delay);
-                }
+            Some((key, delay)) = queue.rx.recv() => keys.requested(key, delay),
+            Some(expired) = keys.state.delays.next(), if !keys.state.delays.is_empty() => {
+                keys.expired(expired.into_inner(), &owners);
             }
-            Some(expired) = state.delays.next(), if !state.delays.is_empty() => {
-                let key = expired.into_inner();
-                state.at.remove(&key);
-                if running.contains(&key) {
-                    again.insert(key);
-                } else {
-                    ready.push(owners.group_of(&key), key);
-                }
-            }
-            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let (id, result) = match done {
-                    Ok((id, result)) => (id, result),
-                    Err(err) => (err.id(), Err(format!("reconcile panicked: {err}"))),
-                };
-                let Some((key, group)) = task_keys.remove(&id) else { continue };
-                running.remove(&key);
-                ready.finished(&group);
-                match result {
-                    Ok(next) => {
-                        failures.remove(&key);
-                        if let Some(next) = next {
-                            state.schedule(key.clone(), next);
-                        }
-                    }
-                    Err(error) => {
-                        let n = failures.entry(key.clone()).or_insert(0);
-                        *n += 1;
-                        let wait = error_backoff(*n);
-                        tracing::warn!(app = %key, %error, failures = *n, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
-                        state.schedule(key.clone(), wait);
-                    }
-                }
-                if again.remove(&key) {
-                    state.schedule(key, Duration::ZERO);
-                }
-            }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => keys.done(done),
         }
     }
     // Let reconciles in flight finish their current step rather than cut them mid-way;
     // the keys still waiting are dropped (the next leader resyncs everything).
     while tasks.join_next().await.is_some() {}
-    tracing::info!(dropped = state.len() + ready.len(), "work queue stopped");
+    tracing::info!(
+        dropped = keys.state.len() + keys.ready.len(),
+        "work queue stopped"
+    );
+}
+
+/// Where every key of the running queue is: waiting for its time, ready, or running
+/// (and then whether it is wanted again once done).
+#[derive(Default)]
+struct Keys {
+    state: Scheduled,
+    ready: Ready,
+    running: HashSet<String>,
+    again: HashSet<String>,
+    failures: HashMap<String, u32>,
+    /// Which key and group each task has, so that a task that panicked still frees
+    /// its key (otherwise the key would count as running forever and never reconcile
+    /// again).
+    task_keys: HashMap<tokio::task::Id, (String, String)>,
+}
+
+type Done = Result<(tokio::task::Id, Result<Option<Duration>, String>), tokio::task::JoinError>;
+
+impl Keys {
+    #[allow(clippy::cast_precision_loss)]
+    fn gauges(&self) {
+        metrics::gauge!("longin_controller_queue_depth")
+            .set((self.state.len() + self.ready.len()) as f64);
+        metrics::gauge!("longin_controller_queue_ready").set(self.ready.len() as f64);
+        metrics::gauge!("longin_controller_reconciles_running").set(self.running.len() as f64);
+    }
+
+    fn requested(&mut self, key: String, delay: Duration) {
+        if self.running.contains(&key) && delay.is_zero() {
+            self.again.insert(key);
+        } else if !self.ready.contains(&key) {
+            self.state.schedule(key, delay);
+        }
+    }
+
+    fn expired(&mut self, key: String, owners: &Owners) {
+        self.state.at.remove(&key);
+        if self.running.contains(&key) {
+            self.again.insert(key);
+        } else {
+            self.ready.push(owners.group_of(&key), key);
+        }
+    }
+
+    fn done(&mut self, done: Done) {
+        let (id, result) = match done {
+            Ok((id, result)) => (id, result),
+            Err(err) => (err.id(), Err(format!("reconcile panicked: {err}"))),
+        };
+        let Some((key, group)) = self.task_keys.remove(&id) else {
+            return;
+        };
+        self.running.remove(&key);
+        self.ready.finished(&group);
+        match result {
+            Ok(next) => {
+                self.failures.remove(&key);
+                if let Some(next) = next {
+                    self.state.schedule(key.clone(), next);
+                }
+            }
+            Err(error) => {
+                let n = self.failures.entry(key.clone()).or_insert(0);
+                *n += 1;
+                let wait = error_backoff(*n);
+                tracing::warn!(app = %key, %error, failures = *n, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+                self.state.schedule(key.clone(), wait);
+            }
+        }
+        if self.again.remove(&key) {
+            self.state.schedule(key, Duration::ZERO);
+        }
+    }
 }
 
 /// Keys waiting for their time, each once, at its earliest requested time.

@@ -500,69 +500,7 @@ impl DockerRuntime {
     /// # Errors
     /// The engine refuses (for example the host port is taken).
     pub async fn create_and_start(&self, plan: &ContainerPlan) -> Result<String, RuntimeError> {
-        let port_key = format!("{}/tcp", plan.container_port);
-        let cmd = (!plan.args.is_empty()).then(|| plan.args.clone());
-        let entrypoint = (!plan.command.is_empty()).then(|| plan.command.clone());
-        let body = ContainerCreateBody {
-            image: Some(plan.image.clone()),
-            entrypoint,
-            cmd,
-            env: Some(plan.env.clone()),
-            labels: Some(plan.labels.clone()),
-            exposed_ports: Some(vec![port_key.clone()]),
-            stop_timeout: Some(i64::from(plan.grace_period_secs)),
-            host_config: Some(HostConfig {
-                memory: Some(plan.memory_bytes),
-                // No swap beyond the memory limit: the limit means what it says.
-                memory_swap: Some(plan.memory_bytes),
-                // CPU is both a weight under contention ("1" = 1024 shares) and a hard
-                // cap (CFS quota through NanoCpus): an app never takes more cores than
-                // it asked for, however idle the host.
-                cpu_shares: Some(
-                    i64::try_from(longin_crds::quantity::cpu_shares(plan.cpu_millis))
-                        .unwrap_or(1024),
-                ),
-                nano_cpus: Some(
-                    i64::try_from(plan.cpu_millis)
-                        .unwrap_or(i64::MAX / 1_000_000)
-                        .saturating_mul(1_000_000),
-                ),
-                port_bindings: Some(HashMap::from([(
-                    port_key,
-                    Some(vec![PortBinding {
-                        host_ip: Some(plan.bind_address.clone()),
-                        host_port: Some(plan.host_port.to_string()),
-                    }]),
-                )])),
-                // Longin owns restarts (probes, backoff); Docker must not race it.
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::NO),
-                    maximum_retry_count: None,
-                }),
-                // The owner's own bridge: other owners' containers are unreachable.
-                network_mode: Some(plan.network.name.clone()),
-                security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
-                cap_drop: Some(vec!["ALL".to_owned()]),
-                cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
-                pids_limit: Some(PIDS_LIMIT),
-                privileged: Some(false),
-                // tini as PID 1: forwards SIGTERM to the program (a shell or busybox
-                // httpd as PID 1 ignores it, turning every stop into a SIGKILL after
-                // the grace period) and reaps zombies.
-                init: Some(true),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    plan.network.name.clone(),
-                    EndpointSettings {
-                        aliases: Some(plan.aliases.clone()),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
-        };
+        let body = container_body(plan);
         let id = match self
             .docker
             .create_container(
@@ -681,6 +619,77 @@ impl DockerRuntime {
                 error: format!("no stats for {id}"),
             })),
         }
+    }
+}
+
+/// The engine's create request for one replica.
+fn container_body(plan: &ContainerPlan) -> ContainerCreateBody {
+    let port_key = format!("{}/tcp", plan.container_port);
+    let cmd = (!plan.args.is_empty()).then(|| plan.args.clone());
+    let entrypoint = (!plan.command.is_empty()).then(|| plan.command.clone());
+    ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        entrypoint,
+        cmd,
+        env: Some(plan.env.clone()),
+        labels: Some(plan.labels.clone()),
+        exposed_ports: Some(vec![port_key.clone()]),
+        stop_timeout: Some(i64::from(plan.grace_period_secs)),
+        host_config: Some(host_config(plan, port_key.clone())),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                plan.network.name.clone(),
+                EndpointSettings {
+                    aliases: Some(plan.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Limits, ports, restart policy, network and confinement of one replica.
+fn host_config(plan: &ContainerPlan, port_key: String) -> HostConfig {
+    HostConfig {
+        memory: Some(plan.memory_bytes),
+        // No swap beyond the memory limit: the limit means what it says.
+        memory_swap: Some(plan.memory_bytes),
+        // CPU is both a weight under contention ("1" = 1024 shares) and a hard
+        // cap (CFS quota through NanoCpus): an app never takes more cores than
+        // it asked for, however idle the host.
+        cpu_shares: Some(
+            i64::try_from(longin_crds::quantity::cpu_shares(plan.cpu_millis)).unwrap_or(1024),
+        ),
+        nano_cpus: Some(
+            i64::try_from(plan.cpu_millis)
+                .unwrap_or(i64::MAX / 1_000_000)
+                .saturating_mul(1_000_000),
+        ),
+        port_bindings: Some(HashMap::from([(
+            port_key,
+            Some(vec![PortBinding {
+                host_ip: Some(plan.bind_address.clone()),
+                host_port: Some(plan.host_port.to_string()),
+            }]),
+        )])),
+        // Longin owns restarts (probes, backoff); Docker must not race it.
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
+        // The owner's own bridge: other owners' containers are unreachable.
+        network_mode: Some(plan.network.name.clone()),
+        security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+        pids_limit: Some(PIDS_LIMIT),
+        privileged: Some(false),
+        // tini as PID 1: forwards SIGTERM to the program (a shell or busybox
+        // httpd as PID 1 ignores it, turning every stop into a SIGKILL after
+        // the grace period) and reaps zombies.
+        init: Some(true),
+        ..Default::default()
     }
 }
 

@@ -382,6 +382,74 @@ pub enum Verb {
     Restart,
 }
 
+/// Applies one document inside the apply's transaction.
+async fn apply_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sealer: Option<&crate::secrets::Sealer>,
+    owner_id: &str,
+    doc: &Application,
+    mode: ApplyMode,
+    range: PortRange,
+) -> Result<Applied, ApplicationError> {
+    let name = &doc.metadata.name;
+    let existing = find(tx, sealer, owner_id, name).await?;
+    let Some(existing) = existing else {
+        let mut doc = doc.clone();
+        doc.spec
+            .fill_secrets_from(None)
+            .map_err(|vars| ApplicationError::MissingSecrets {
+                name: name.clone(),
+                vars,
+            })?;
+        let record = insert(tx, sealer, owner_id, &doc, range).await?;
+        return Ok(Applied {
+            action: ApplyAction::Created,
+            record,
+        });
+    };
+    if mode == ApplyMode::CreateOnly {
+        return Err(ApplicationError::AlreadyExists { name: name.clone() });
+    }
+    if let Some(given) = &doc.metadata.resource_version
+        && *given != existing.resource_version.to_string()
+    {
+        return Err(ApplicationError::StaleResourceVersion {
+            name: name.clone(),
+            given: given.clone(),
+            current: existing.resource_version,
+        });
+    }
+    if existing.deletion_timestamp.is_some() {
+        return Err(ApplicationError::Terminating { name: name.clone() });
+    }
+    let mut spec = doc.spec.clone();
+    spec.fill_secrets_from(Some(&existing.spec))
+        .map_err(|vars| ApplicationError::MissingSecrets {
+            name: name.clone(),
+            vars,
+        })?;
+    let mut annotations = user_annotations(&doc.metadata.annotations);
+    annotations.extend(
+        existing
+            .annotations
+            .iter()
+            .filter(|(k, _)| k.starts_with(SERVER_ANNOTATION_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let (action, record) = update(
+        tx,
+        sealer,
+        &existing,
+        doc.metadata.labels.clone(),
+        annotations,
+        spec,
+        range,
+        "apply",
+    )
+    .await?;
+    Ok(Applied { action, record })
+}
+
 impl Store {
     /// Applies documents for `owner_id`, all in one transaction: either every document
     /// is applied or none is.
@@ -401,64 +469,7 @@ impl Store {
         let before = crate::quotas::usage(&mut tx, owner_id).await?;
         let mut applied = Vec::with_capacity(documents.len());
         for doc in documents {
-            let name = &doc.metadata.name;
-            let existing = find(&mut tx, self.sealer(), owner_id, name).await?;
-            let Some(existing) = existing else {
-                let mut doc = doc.clone();
-                doc.spec.fill_secrets_from(None).map_err(|vars| {
-                    ApplicationError::MissingSecrets {
-                        name: name.clone(),
-                        vars,
-                    }
-                })?;
-                let record = insert(&mut tx, self.sealer(), owner_id, &doc, range).await?;
-                applied.push(Applied {
-                    action: ApplyAction::Created,
-                    record,
-                });
-                continue;
-            };
-            if mode == ApplyMode::CreateOnly {
-                return Err(ApplicationError::AlreadyExists { name: name.clone() });
-            }
-            if let Some(given) = &doc.metadata.resource_version
-                && *given != existing.resource_version.to_string()
-            {
-                return Err(ApplicationError::StaleResourceVersion {
-                    name: name.clone(),
-                    given: given.clone(),
-                    current: existing.resource_version,
-                });
-            }
-            if existing.deletion_timestamp.is_some() {
-                return Err(ApplicationError::Terminating { name: name.clone() });
-            }
-            let mut spec = doc.spec.clone();
-            spec.fill_secrets_from(Some(&existing.spec))
-                .map_err(|vars| ApplicationError::MissingSecrets {
-                    name: name.clone(),
-                    vars,
-                })?;
-            let mut annotations = user_annotations(&doc.metadata.annotations);
-            annotations.extend(
-                existing
-                    .annotations
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(SERVER_ANNOTATION_PREFIX))
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
-            let (action, record) = update(
-                &mut tx,
-                self.sealer(),
-                &existing,
-                doc.metadata.labels.clone(),
-                annotations,
-                spec,
-                range,
-                "apply",
-            )
-            .await?;
-            applied.push(Applied { action, record });
+            applied.push(apply_one(&mut tx, self.sealer(), owner_id, doc, mode, range).await?);
         }
         quota.check(before, crate::quotas::usage(&mut tx, owner_id).await?)?;
         let committed = tx.commit().await;

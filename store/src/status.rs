@@ -128,6 +128,62 @@ impl Store {
     ) -> Result<(), StoreError> {
         // Nothing to write in the common case (a resync of a settled app): compare first,
         // so an idle controller reads instead of taking the write lock.
+        if self
+            .containers_in_sync(app_id, observed, replicas_hint)
+            .await?
+        {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        lock(&mut tx).await?;
+        let replicas = desired_replicas(&mut tx, app_id).await?;
+        let existing: Vec<(String, String)> =
+            sqlx::query("SELECT id, docker_id FROM containers WHERE application_id = $1")
+                .bind(app_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok::<_, sqlx::Error>((
+                        r.try_get("id")?,
+                        r.try_get::<Option<String>, _>("docker_id")?
+                            .unwrap_or_default(),
+                    ))
+                })
+                .collect::<Result<_, _>>()?;
+        for (row_id, docker_id) in &existing {
+            if !observed.iter().any(|c| &c.docker_id == docker_id) {
+                sqlx::query("DELETE FROM containers WHERE id = $1")
+                    .bind(row_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let now = now_ms();
+        for c in observed {
+            upsert_container(&mut tx, app_id, c, now).await?;
+        }
+        release_ports_beyond(&mut tx, app_id, replicas).await?;
+        // Surge ports whose container is gone (a rollout superseded or failed to start).
+        sqlx::query(
+            "DELETE FROM port_allocations WHERE application_id = $1 AND surge = 1
+             AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
+        )
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the rows already say what `observed` says and no port is to be released
+    /// (judged by `replicas_hint`).
+    async fn containers_in_sync(
+        &self,
+        app_id: &str,
+        observed: &[ObservedContainer],
+        replicas_hint: u32,
+    ) -> Result<bool, StoreError> {
         let mut current = sqlx::query(
             "SELECT docker_id, replica_index, host_port, spec_hash, status, restart_count FROM containers
              WHERE application_id = $1",
@@ -150,6 +206,9 @@ impl Store {
         current.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
         let mut wanted = observed.to_vec();
         wanted.sort_by(|a, b| a.docker_id.cmp(&b.docker_id));
+        if current != wanted {
+            return Ok(false);
+        }
         let surplus_ports: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM port_allocations WHERE application_id = $1 AND (replica_index >= $2 OR surge = 1)",
         )
@@ -157,78 +216,7 @@ impl Store {
         .bind(i64::from(replicas_hint))
         .fetch_one(self.pool())
         .await?;
-        if current == wanted && surplus_ports == 0 {
-            return Ok(());
-        }
-        let mut tx = self.pool().begin().await?;
-        lock(&mut tx).await?;
-        let replicas = desired_replicas(&mut tx, app_id).await?;
-        let existing: Vec<(String, String)> =
-            sqlx::query("SELECT id, docker_id FROM containers WHERE application_id = $1")
-                .bind(app_id)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok::<_, sqlx::Error>((
-                        r.try_get("id")?,
-                        r.try_get::<Option<String>, _>("docker_id")?
-                            .unwrap_or_default(),
-                    ))
-                })
-                .collect::<Result<_, _>>()?;
-        let now = now_ms();
-        for (row_id, docker_id) in &existing {
-            if !observed.iter().any(|c| &c.docker_id == docker_id) {
-                sqlx::query("DELETE FROM containers WHERE id = $1")
-                    .bind(row_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        for c in observed {
-            let updated = sqlx::query(
-                "UPDATE containers SET status = $1, restart_count = $2, host_port = $3, spec_hash = $4, updated_at = $5,
-                 started_at = CASE WHEN $1 = 'running' AND status <> 'running' THEN $5 ELSE started_at END
-                 WHERE docker_id = $6",
-            )
-            .bind(&c.status)
-            .bind(c.restart_count)
-            .bind(c.host_port)
-            .bind(&c.spec_hash)
-            .bind(now)
-            .bind(&c.docker_id)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                sqlx::query(
-                    "INSERT INTO containers (id, application_id, docker_id, replica_index, host_port, spec_hash, status, restart_count, started_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $7 = 'running' THEN $9 ELSE NULL END, $9, $9)",
-                )
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(app_id)
-                .bind(&c.docker_id)
-                .bind(c.replica_index)
-                .bind(c.host_port)
-                .bind(&c.spec_hash)
-                .bind(&c.status)
-                .bind(c.restart_count)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        release_ports_beyond(&mut tx, app_id, replicas).await?;
-        // Surge ports whose container is gone (a rollout superseded or failed to start).
-        sqlx::query(
-            "DELETE FROM port_allocations WHERE application_id = $1 AND surge = 1
-             AND port NOT IN (SELECT host_port FROM containers WHERE application_id = $1 AND host_port IS NOT NULL)",
-        )
-        .bind(app_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(surplus_ports == 0)
     }
 
     /// The replicas' own ports (not surge ports), in replica order.
@@ -410,6 +398,46 @@ impl Store {
 
 /// How many replicas the application wants as stored: none once it is being deleted
 /// or gone.
+/// Writes one observed container's row: updated in place, or inserted.
+async fn upsert_container(
+    conn: &mut sqlx::AnyConnection,
+    app_id: &str,
+    c: &ObservedContainer,
+    now: i64,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE containers SET status = $1, restart_count = $2, host_port = $3, spec_hash = $4, updated_at = $5,
+         started_at = CASE WHEN $1 = 'running' AND status <> 'running' THEN $5 ELSE started_at END
+         WHERE docker_id = $6",
+    )
+    .bind(&c.status)
+    .bind(c.restart_count)
+    .bind(c.host_port)
+    .bind(&c.spec_hash)
+    .bind(now)
+    .bind(&c.docker_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO containers (id, application_id, docker_id, replica_index, host_port, spec_hash, status, restart_count, started_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $7 = 'running' THEN $9 ELSE NULL END, $9, $9)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(app_id)
+        .bind(&c.docker_id)
+        .bind(c.replica_index)
+        .bind(c.host_port)
+        .bind(&c.spec_hash)
+        .bind(&c.status)
+        .bind(c.restart_count)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn desired_replicas(conn: &mut sqlx::AnyConnection, app_id: &str) -> Result<i64, StoreError> {
     let Some(row) = sqlx::query("SELECT spec, deletion_timestamp FROM applications WHERE id = $1")
         .bind(app_id)
