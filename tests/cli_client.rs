@@ -341,6 +341,26 @@ async fn cli_shows_logs_and_top() {
     })
     .await;
     assert!(top.starts_with("NAME"), "{top}");
+
+    // An admin reads them as dave's with --owner.
+    app.admin("root").await;
+    let root = Cli::signed_in(&app, "root");
+    let last = root.ok(
+        &[
+            "logs",
+            "chatter",
+            "--owner",
+            "dave",
+            "--replica",
+            "0",
+            "--tail",
+            "1",
+        ],
+        None,
+    );
+    assert!(last.starts_with("tick"), "{last}");
+    let top = root.ok(&["top", "--owner", "dave"], None);
+    assert!(top.lines().any(|l| l.starts_with("dave/chatter")), "{top}");
     app.stop().await;
 }
 
