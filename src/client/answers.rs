@@ -100,3 +100,22 @@ pub struct MetricsPoint {
     pub memory_limit_bytes: f64,
     pub containers: f64,
 }
+
+/// One object of a container's NDJSON log stream: a line of output, or a notice
+/// (`type` `lagged` or `end`, with a `message`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogEvent {
+    /// `lagged` or `end` for a notice; absent for a line.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// `stdout` or `stderr`.
+    #[serde(default)]
+    pub stream: String,
+    #[serde(default)]
+    pub line: String,
+    /// RFC 3339, as the engine stamped the line.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}

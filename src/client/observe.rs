@@ -4,20 +4,19 @@ use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
 use reqwest::Method;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use longin_crds::application::ApplicationList;
 
-use super::answers::{ContainerSummary, MetricsPoint, MetricsSeries};
+use super::answers::{ContainerSummary, LogEvent, MetricsPoint, MetricsSeries};
 use super::output::table;
 use super::{ApiClient, check, read_json};
 
 /// A line as the server streams it (JSON lines).
-fn write_line(prefix: &str, line: &Value) {
-    let text = line["line"].as_str().unwrap_or_default();
+fn write_line(prefix: &str, line: &LogEvent) {
+    let text = &line.line;
     // Container stderr to our stderr, as `docker logs` does.
-    if line["stream"] == "stderr" {
+    if line.stream == "stderr" {
         let _ = writeln!(std::io::stderr().lock(), "{prefix}{text}");
     } else {
         let _ = writeln!(std::io::stdout().lock(), "{prefix}{text}");
@@ -57,14 +56,15 @@ async fn containers(
 }
 
 /// Lines flowing from the readers to the printer: (prefix, JSON line).
-type LineSender = mpsc::Sender<(String, Value)>;
+type LineSender = mpsc::Sender<(String, LogEvent)>;
 
 /// A reader's end: the container, and the time of the last line it passed on.
 type ReaderEnd = (String, Option<String>);
 
-fn line_time(value: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-    value["timestamp"]
-        .as_str()
+fn line_time(value: &LogEvent) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    value
+        .timestamp
+        .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
 }
 
@@ -117,14 +117,14 @@ async fn open_reader(
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                let Ok(value) = serde_json::from_slice::<Value>(&line) else {
+                let Ok(value) = serde_json::from_slice::<LogEvent>(&line) else {
                     continue;
                 };
                 if after_time.is_some() && line_time(&value) <= after_time {
                     continue;
                 }
-                if let Some(t) = value["timestamp"].as_str() {
-                    last = Some(t.to_owned());
+                if let Some(t) = &value.timestamp {
+                    last = Some(t.clone());
                 }
                 if tx.send((prefix.clone(), value)).await.is_err() {
                     return (id, last);
@@ -270,7 +270,7 @@ pub async fn logs(
 ) -> anyhow::Result<()> {
     let containers = containers(client, name, replica).await?;
     let prefixed = containers.len() > 1;
-    let (tx, mut rx) = mpsc::channel::<(String, Value)>(1024);
+    let (tx, mut rx) = mpsc::channel::<(String, LogEvent)>(1024);
     if follow {
         // The follower takes the session from here on: `client` is not used again.
         let follower = tokio::spawn(follow_app(
@@ -283,10 +283,10 @@ pub async fn logs(
             tx,
         ));
         while let Some((prefix, value)) = rx.recv().await {
-            match value["type"].as_str() {
+            match value.kind.as_deref() {
                 Some("lagged" | "end") => eprintln!(
                     "{prefix}[longin: {}]",
-                    value["message"].as_str().unwrap_or("stream ended")
+                    value.message.as_deref().unwrap_or("stream ended")
                 ),
                 _ => write_line(&prefix, &value),
             }
