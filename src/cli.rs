@@ -31,7 +31,7 @@ pub struct Cli {
 pub struct ClientOptions {
     /// Talk to this server instead of the one logged in to (`login`: the server to sign
     /// in to).
-    #[arg(long, global = true, env = "LONGIN_SERVER", help_heading = CLIENT_OPTIONS)]
+    #[arg(long, global = true, env = "LONGIN_SERVER", value_name = "URL", help_heading = CLIENT_OPTIONS)]
     pub server: Option<String>,
     /// How `get` prints: yaml, json, or wide (more columns); a table by default.
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT", help_heading = CLIENT_OPTIONS)]
