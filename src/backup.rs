@@ -26,7 +26,7 @@ pub const FORMAT: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const SQLITE_COPY: &str = "longin.db";
 const POSTGRES_DUMP: &str = "postgres.dump";
-/// Where `serve` and a `longin backup` without `--output` put backups.
+/// Where `serve` and a `longin backup` without `--file` put backups.
 pub const BACKUP_DIR: &str = "backups";
 
 /// What a backup holds.

@@ -17,9 +17,33 @@ use longin_store::applications::PortRange;
 #[derive(Debug, Parser)]
 #[command(name = "longin", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    pub client: ClientOptions,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Options of the client commands, accepted before or after the subcommand
+/// (`longin -o json get web`, `longin get web -o json`). Server and admin commands
+/// ignore `--server` (so an exported `LONGIN_SERVER` does not get in their way) and
+/// refuse `-o` and `--owner`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientOptions {
+    /// Talk to this server instead of the one logged in to (`login`: the server to sign
+    /// in to).
+    #[arg(long, global = true, env = "LONGIN_SERVER", value_name = "URL", help_heading = CLIENT_OPTIONS)]
+    pub server: Option<String>,
+    /// How `get` prints: yaml, json, or wide (more columns); a table by default.
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT", help_heading = CLIENT_OPTIONS)]
+    pub output: Option<OutputFormat>,
+    /// Admins: act on this user's applications instead of your own (`get` without it
+    /// lists everyone's).
+    #[arg(long, global = true, value_name = "USERNAME", help_heading = CLIENT_OPTIONS)]
+    pub owner: Option<String>,
+}
+
+/// The heading of the client options in `--help`.
+const CLIENT_OPTIONS: &str = "Client options";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -43,7 +67,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Sign in to a server and keep the session in ~/.config/longin (mode 0600).
+    /// Sign in to the server given with --server (e.g. http://127.0.0.1:3001) and keep
+    /// the session in ~/.config/longin (mode 0600).
     Login(LoginArgs),
     /// Sign out: revoke the session and forget it.
     Logout,
@@ -64,7 +89,7 @@ pub enum Command {
     /// Print an application's output (stderr lines to stderr); -f follows it.
     Logs(LogsArgs),
     /// CPU and memory of every application, from the latest metrics cycle.
-    Top(ServerArgs),
+    Top,
 }
 
 /// Settings of `logs`.
@@ -80,25 +105,11 @@ pub struct LogsArgs {
     /// Only this replica's container (default: every replica, lines prefixed [rN]).
     #[arg(long)]
     pub replica: Option<u32>,
-    /// Talk to this server instead of the one logged in to.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: Option<String>,
-}
-
-/// Settings of commands that only need a server.
-#[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
-    /// Talk to this server instead of the one logged in to.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: Option<String>,
 }
 
 /// Settings of `login`.
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
-    /// The server's URL, e.g. http://127.0.0.1:3001.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: String,
     #[arg(long)]
     pub username: String,
     /// Read the password from stdin (as `docker login` does) instead of prompting.
@@ -112,9 +123,6 @@ pub struct ApplyArgs {
     /// A file, a directory of .yaml/.yml/.json files, or - for stdin; repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
-    /// Talk to this server instead of the one logged in to.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: Option<String>,
 }
 
 /// How `get` prints.
@@ -130,37 +138,60 @@ pub enum OutputFormat {
 pub struct GetArgs {
     /// One application; all when omitted.
     pub name: Option<String>,
-    /// yaml, json, or wide (more columns); a table by default.
-    #[arg(short = 'o', long)]
-    pub output: Option<OutputFormat>,
-    /// Talk to this server instead of the one logged in to.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: Option<String>,
 }
 
 /// Commands that name one application.
 #[derive(Debug, Clone, Args)]
 pub struct NameArgs {
     pub name: String,
-    /// Talk to this server instead of the one logged in to.
-    #[arg(long, env = "LONGIN_SERVER")]
-    pub server: Option<String>,
 }
 
 impl Command {
+    /// Whether this command runs a server (`serve`, `api`, `controller`): those log at
+    /// info by default, every other command only warnings, so that it prints its
+    /// results and nothing else.
+    #[must_use]
+    pub fn is_server(&self) -> bool {
+        matches!(self, Self::Serve(_) | Self::Api(_) | Self::Controller(_))
+    }
+
     /// Whether this command is a client of a server (rather than a server or admin task).
     #[must_use]
     pub fn is_client(&self) -> bool {
-        !matches!(
-            self,
-            Self::Serve(_)
-                | Self::Api(_)
-                | Self::Controller(_)
-                | Self::Migrate(_)
-                | Self::Backup(_)
-                | Self::Restore(_)
-                | Self::Admin { .. }
-        )
+        !self.is_server()
+            && !matches!(
+                self,
+                Self::Migrate(_) | Self::Backup(_) | Self::Restore(_) | Self::Admin { .. }
+            )
+    }
+
+    /// Whether this command acts on applications, and so on an owner's.
+    #[must_use]
+    pub fn acts_on_applications(&self) -> bool {
+        self.is_client() && !matches!(self, Self::Login(_) | Self::Logout)
+    }
+}
+
+impl ClientOptions {
+    /// What is wrong with these options for `command`, if anything: a usage error.
+    #[must_use]
+    pub fn misuse(&self, command: &Command) -> Option<String> {
+        if self.output.is_some() && !matches!(command, Command::Get(_)) {
+            return Some(
+                "-o/--output is the output format of `longin get` (a backup's file is `longin backup --file`)"
+                    .to_owned(),
+            );
+        }
+        if self.owner.is_some() && !command.acts_on_applications() {
+            return Some(
+                "--owner is for the commands on applications (apply, get, describe, delete, stop, start, restart, logs, top)"
+                    .to_owned(),
+            );
+        }
+        if matches!(command, Command::Login(_)) && self.server.is_none() {
+            return Some("login needs --server URL (or LONGIN_SERVER)".to_owned());
+        }
+        None
     }
 }
 
@@ -169,9 +200,10 @@ impl Command {
 pub struct BackupArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where to write it. Default: `<data-dir>/backups/longin-<UTC time>.tar`.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    /// Where to write it. Default: `<data-dir>/backups/longin-<UTC time>.tar`. (Not
+    /// `-o`: that is the client commands' output format.)
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
 }
 
 /// Settings of `restore`.
@@ -626,6 +658,99 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_options_go_before_or_after_the_subcommand() {
+        for args in [
+            "--server http://h:1 -o json --owner ada get web",
+            "get web --server http://h:1 -o json --owner ada",
+            "get --owner ada --output json web --server=http://h:1",
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("longin").chain(args.split(' ')))
+                .expect("parses");
+            assert_eq!(cli.client.server.as_deref(), Some("http://h:1"), "{args:?}");
+            assert_eq!(cli.client.output, Some(OutputFormat::Json), "{args:?}");
+            assert_eq!(cli.client.owner.as_deref(), Some("ada"), "{args:?}");
+            assert!(
+                matches!(&cli.command, Command::Get(GetArgs { name: Some(n) }) if n == "web"),
+                "{args:?}"
+            );
+            assert_eq!(cli.client.misuse(&cli.command), None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn output_and_owner_are_refused_where_they_mean_nothing() {
+        let misuse = |args: &[&str], server: Option<&str>| {
+            let mut cli =
+                Cli::try_parse_from(std::iter::once("longin").chain(args.iter().copied()))
+                    .expect("parses");
+            // Explicitly, whatever LONGIN_SERVER the tests run with.
+            cli.client.server = server.map(str::to_owned);
+            cli.client.misuse(&cli.command)
+        };
+        let describe = misuse(&["describe", "web", "-o", "json"], None).expect("refused");
+        assert!(describe.contains("longin get"), "{describe}");
+        let backup = misuse(&["backup", "-o", "json"], None).expect("refused");
+        assert!(backup.contains("--file"), "{backup}");
+        for args in [
+            &["migrate", "--owner", "ada"][..],
+            &["logout", "--owner", "ada"],
+        ] {
+            assert!(misuse(args, None).is_some(), "{args:?}");
+        }
+        for args in [
+            &["delete", "web", "--owner", "ada"][..],
+            &["logs", "web", "--owner", "ada"],
+            &["top", "--owner", "ada"],
+            &["apply", "-f", "-", "--owner", "ada"],
+        ] {
+            assert_eq!(misuse(args, None), None, "{args:?}");
+        }
+        let login = ["login", "--username", "ada"];
+        assert!(misuse(&login, None).expect("refused").contains("--server"));
+        assert_eq!(misuse(&login, Some("http://h:1")), None);
+        // Servers ignore --server: an exported LONGIN_SERVER is no reason to refuse.
+        assert_eq!(misuse(&["serve"], Some("http://h:1")), None);
+    }
+
+    #[test]
+    fn a_backup_is_written_to_dash_f_and_dash_o_is_no_path() {
+        let cli = Cli::try_parse_from(["longin", "backup", "-f", "/tmp/b.tar"]).expect("parses");
+        let Command::Backup(backup) = cli.command else {
+            panic!("not a backup: {:?}", cli.command);
+        };
+        assert_eq!(backup.file, Some(PathBuf::from("/tmp/b.tar")));
+        assert!(Cli::try_parse_from(["longin", "backup", "-o", "/tmp/b.tar"]).is_err());
+    }
+
+    #[test]
+    fn only_servers_log_at_info_by_default() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("longin").chain(args.iter().copied()))
+                .expect("parses")
+                .command
+        };
+        for server in [&["serve"][..], &["api"], &["controller"]] {
+            assert!(parse(server).is_server(), "{server:?}");
+        }
+        for quiet in [
+            &["migrate"][..],
+            &["backup"],
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                "ada",
+                "--email",
+                "a@b.co",
+            ],
+            &["get"],
+            &["top"],
+        ] {
+            assert!(!parse(quiet).is_server(), "{quiet:?}");
+        }
     }
 
     #[test]

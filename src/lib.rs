@@ -1,5 +1,6 @@
 //! The `longin` binary's parts: command-line configuration, the server assembly that
-//! `serve` and `api` run, and the admin commands. `main.rs` only dispatches.
+//! `serve` and `api` run, the admin commands and the client. `main.rs` parses the
+//! command line and runs the command with them.
 
 pub mod admin;
 pub mod backup;

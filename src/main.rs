@@ -2,22 +2,28 @@
 //! `server`, the operator commands and the client commands).
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser as _};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use longin::cli::{AdminCommand, Cli, Command, NameArgs};
-use longin::client::{ApiClient, commands};
+use longin::cli::{AdminCommand, BackupArgs, Cli, ClientOptions, Command, ServeArgs};
+use longin::client::{ApiClient, commands, observe};
 use longin::server::{self, Role, Server};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // Servers log at info; client commands only print their results.
-    let default_level = if cli.command.is_client() {
-        "warn"
-    } else {
+    if let Some(misuse) = cli.client.misuse(&cli.command) {
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, misuse)
+            .exit();
+    }
+    // Servers log at info; every other command prints its results and only warnings.
+    let default_level = if cli.command.is_server() {
         "info"
+    } else {
+        "warn"
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,55 +44,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&args, Role::All).await,
         Command::Api(args) => serve(&args, Role::ApiOnly).await,
-        Command::Controller(args) => {
-            let store = server::open_store(&args.store).await?;
-            let cancel = CancellationToken::new();
-            tokio::spawn({
-                let cancel = cancel.clone();
-                async move {
-                    server::shutdown_signal().await;
-                    cancel.cancel();
-                }
-            });
-            let bus = server::event_bus(&args).await?;
-            // Its own /metrics and /healthz: the reconcile, queue and leader metrics
-            // of this process are nowhere else.
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("binding {}", args.listen))?;
-            tracing::info!(addr = %args.listen, "controller metrics on /metrics");
-            let router = longin_api::prometheus::standalone_router(
-                args.store.data_dir.clone(),
-                args.metrics_token.clone(),
-            );
-            let http = tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(cancel.clone().cancelled_owned())
-                    .into_future(),
-            );
-            longin_controller::run(store.clone(), bus, args.controller_config(), cancel).await;
-            if let Ok(Err(err)) = http.await {
-                tracing::warn!(error = %err, "controller metrics server failed");
-            }
-            store.close().await;
-            Ok(())
-        }
-        Command::Backup(args) => {
-            let store = server::open_store(&args.store).await?;
-            let output = args
-                .output
-                .clone()
-                .unwrap_or_else(|| longin::backup::default_path(&args.store.data_dir));
-            let written = longin::backup::create(&store, &args.store, &output).await;
-            store.close().await;
-            let manifest = written?;
-            println!(
-                "backup of the {} store written to {}",
-                manifest.backend,
-                output.display()
-            );
-            Ok(())
-        }
+        Command::Controller(args) => controller(&args).await,
+        Command::Backup(args) => backup(&args).await,
         Command::Restore(args) => {
             let manifest = longin::backup::restore(&args.file, &args.store).await?;
             // Migrations of a newer version than the backup's run now, not at start.
@@ -122,71 +81,110 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        command => client_command(&cli.client, command).await,
+    }
+}
+
+/// `longin controller`: the controller, with its own /metrics and /healthz.
+async fn controller(args: &ServeArgs) -> anyhow::Result<()> {
+    let store = server::open_store(&args.store).await?;
+    let cancel = cancelled_on_shutdown_signal();
+    let bus = server::event_bus(args).await?;
+    // Its own /metrics and /healthz: the reconcile, queue and leader metrics of this
+    // process are nowhere else.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(addr = %args.listen, "controller metrics on /metrics");
+    let router = longin_api::prometheus::standalone_router(
+        args.store.data_dir.clone(),
+        args.metrics_token.clone(),
+    );
+    let http = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+    longin_controller::run(store.clone(), bus, args.controller_config(), cancel).await;
+    if let Ok(Err(err)) = http.await {
+        tracing::warn!(error = %err, "controller metrics server failed");
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// `longin backup`: one tar file of the store and the data dir's keys.
+async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let store = server::open_store(&args.store).await?;
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| longin::backup::default_path(&args.store.data_dir));
+    let written = longin::backup::create(&store, &args.store, &file).await;
+    store.close().await;
+    let manifest = written?;
+    println!(
+        "backup of the {} store written to {}",
+        manifest.backend,
+        file.display()
+    );
+    Ok(())
+}
+
+/// The client commands: each talks to the server of the saved session and prints
+/// what it answered.
+async fn client_command(options: &ClientOptions, command: Command) -> anyhow::Result<()> {
+    let saved = || {
+        anyhow::Ok(
+            ApiClient::from_saved(options.server.as_deref())?.acting_for(options.owner.clone()),
+        )
+    };
+    let output = match command {
         Command::Login(args) => {
-            print!(
-                "{}",
-                commands::login(&args.server, &args.username, args.password_stdin).await?
-            );
-            Ok(())
+            let server = options
+                .server
+                .as_deref()
+                .context("login needs --server URL (or LONGIN_SERVER)")?;
+            commands::login(server, &args.username, args.password_stdin).await?
         }
-        Command::Logout => {
-            print!("{}", commands::logout().await?);
-            Ok(())
-        }
-        Command::Apply(args) => {
-            let mut client = ApiClient::from_saved(args.server.as_deref())?;
-            print!("{}", commands::apply(&mut client, &args.files).await?);
-            Ok(())
-        }
-        Command::Get(args) => {
-            let mut client = ApiClient::from_saved(args.server.as_deref())?;
-            print!(
-                "{}",
-                commands::get(&mut client, args.name.as_deref(), args.output).await?
-            );
-            Ok(())
-        }
-        Command::Describe(args) => named(&args, |c, n| Box::pin(commands::describe(c, n))).await,
-        Command::Delete(args) => named(&args, |c, n| Box::pin(commands::delete(c, n))).await,
-        Command::Stop(args) => named(&args, |c, n| Box::pin(commands::verb(c, n, "stop"))).await,
-        Command::Start(args) => named(&args, |c, n| Box::pin(commands::verb(c, n, "start"))).await,
-        Command::Restart(args) => {
-            named(&args, |c, n| Box::pin(commands::verb(c, n, "restart"))).await
-        }
+        Command::Logout => commands::logout().await?,
         Command::Logs(args) => {
-            let mut client = ApiClient::from_saved(args.server.as_deref())?;
-            longin::client::observe::logs(
-                &mut client,
+            return observe::logs(
+                &mut saved()?,
                 &args.name,
                 args.follow,
                 usize::try_from(args.tail).unwrap_or(usize::MAX),
                 args.replica.map(i64::from),
             )
-            .await
+            .await;
         }
-        Command::Top(args) => {
-            let mut client = ApiClient::from_saved(args.server.as_deref())?;
-            print!("{}", longin::client::observe::top(&mut client).await?);
-            Ok(())
+        Command::Apply(args) => commands::apply(&mut saved()?, &args.files).await?,
+        Command::Get(args) => {
+            commands::get(&mut saved()?, args.name.as_deref(), options.output).await?
         }
-    }
-}
-
-type CommandFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<String>> + 'a>>;
-
-/// Runs a command on one application with the saved session and prints its output.
-async fn named(
-    args: &NameArgs,
-    command: impl for<'a> FnOnce(&'a mut ApiClient, &'a str) -> CommandFuture<'a>,
-) -> anyhow::Result<()> {
-    let mut client = ApiClient::from_saved(args.server.as_deref())?;
-    print!("{}", command(&mut client, &args.name).await?);
+        Command::Describe(args) => commands::describe(&mut saved()?, &args.name).await?,
+        Command::Delete(args) => commands::delete(&mut saved()?, &args.name).await?,
+        Command::Stop(args) => commands::verb(&mut saved()?, &args.name, "stop").await?,
+        Command::Start(args) => commands::verb(&mut saved()?, &args.name, "start").await?,
+        Command::Restart(args) => commands::verb(&mut saved()?, &args.name, "restart").await?,
+        Command::Top => observe::top(&mut saved()?).await?,
+        other => anyhow::bail!("{other:?} is not a client command"),
+    };
+    print!("{output}");
     Ok(())
 }
 
-async fn serve(args: &longin::cli::ServeArgs, role: Role) -> anyhow::Result<()> {
+async fn serve(args: &ServeArgs, role: Role) -> anyhow::Result<()> {
     let server = Server::build(args, args.api_config(), role).await?;
+    let cancel = cancelled_on_shutdown_signal();
+    server
+        .run(cancel)
+        .await
+        .context("longin stopped with an error")
+}
+
+/// A token cancelled when the process is asked to stop (SIGTERM, Ctrl-C).
+fn cancelled_on_shutdown_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
     tokio::spawn({
         let cancel = cancel.clone();
@@ -195,8 +193,5 @@ async fn serve(args: &longin::cli::ServeArgs, role: Role) -> anyhow::Result<()> 
             cancel.cancel();
         }
     });
-    server
-        .run(cancel)
-        .await
-        .context("longin stopped with an error")
+    cancel
 }

@@ -176,7 +176,7 @@ async fn a_backup_taken_under_load_restores_everything_and_adopts_the_containers
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let backup = first_dir.path().join("the-backup.tar");
     let out = longin(
-        &["backup", "--output", backup.to_str().unwrap()],
+        &["backup", "--file", backup.to_str().unwrap()],
         first_dir.path(),
         &first_db,
     );

@@ -116,6 +116,48 @@ async fn admin_create_user_bootstraps_an_admin_who_can_sign_in() {
     assert!(!bad_role.status.success());
 }
 
+/// Operator commands print their result and warnings, not the info lines a server
+/// logs: those show with `LONGIN_LOG=info`.
+#[tokio::test]
+async fn operator_commands_print_no_info_lines_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let create_user = |username: &str, log: Option<&str>| {
+        let mut cmd = longin(dir.path(), &url);
+        cmd.env_remove("LONGIN_LOG").args([
+            "admin",
+            "create-user",
+            "--username",
+            username,
+            "--email",
+            &format!("{username}@example.com"),
+        ]);
+        if let Some(log) = log {
+            cmd.env("LONGIN_LOG", log);
+        }
+        run_with_stdin(cmd, "a very good password\n")
+    };
+    // A fresh database: opening it migrates, which a server logs at info.
+    let quiet = create_user("quiet", None);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    let migrate = longin(dir.path(), &url)
+        .env_remove("LONGIN_LOG")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrate.status.success());
+    assert_eq!(String::from_utf8_lossy(&migrate.stderr), "");
+    // The same command does have info lines to show.
+    let loud = create_user("loud", Some("info"));
+    assert!(loud.status.success());
+    assert!(
+        String::from_utf8_lossy(&loud.stderr).contains("INFO"),
+        "{}",
+        String::from_utf8_lossy(&loud.stderr)
+    );
+}
+
 /// A free port on loopback (bound and released; good enough for a test).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -16,11 +16,34 @@ struct Cli {
 }
 
 impl Cli {
+    /// A CLI with a config dir of its own, signed in to `app` as `username`.
+    fn signed_in(app: &common::TestApp, username: &str) -> Self {
+        let cli = Self {
+            config_dir: tempfile::tempdir().unwrap(),
+            server: app.url(""),
+        };
+        let out = cli.ok(
+            &[
+                "login",
+                "--server",
+                &cli.server,
+                "--username",
+                username,
+                "--password-stdin",
+            ],
+            Some(&format!("{}\n", common::PASSWORD)),
+        );
+        assert!(out.contains("Logged in"), "{out}");
+        cli
+    }
+
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_longin"))
             .args(args)
             .env("LONGIN_CONFIG_DIR", self.config_dir.path())
             .env_remove("LONGIN_SERVER")
+            // The default log level, whatever the tests run with.
+            .env_remove("LONGIN_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -229,21 +252,7 @@ async fn cli_shows_logs_and_top() {
         common::spawn_platform_with(|a| a.metrics_interval = std::time::Duration::from_secs(1))
             .await;
     let user = app.register("dave").await;
-    let cli = Cli {
-        config_dir: tempfile::tempdir().unwrap(),
-        server: app.url(""),
-    };
-    cli.ok(
-        &[
-            "login",
-            "--server",
-            &cli.server,
-            "--username",
-            "dave",
-            "--password-stdin",
-        ],
-        Some(common::PASSWORD),
-    );
+    let cli = Cli::signed_in(&app, "dave");
     let yaml = common::busybox_app(
         "chatter",
         2,
@@ -332,6 +341,26 @@ async fn cli_shows_logs_and_top() {
     })
     .await;
     assert!(top.starts_with("NAME"), "{top}");
+
+    // An admin reads them as dave's with --owner.
+    app.admin("root").await;
+    let root = Cli::signed_in(&app, "root");
+    let last = root.ok(
+        &[
+            "logs",
+            "chatter",
+            "--owner",
+            "dave",
+            "--replica",
+            "0",
+            "--tail",
+            "1",
+        ],
+        None,
+    );
+    assert!(last.starts_with("tick"), "{last}");
+    let top = root.ok(&["top", "--owner", "dave"], None);
+    assert!(top.lines().any(|l| l.starts_with("dave/chatter")), "{top}");
     app.stop().await;
 }
 
@@ -373,21 +402,7 @@ async fn replica_container(app: &common::TestApp, token: &str, name: &str, repli
 async fn saved_tokens_are_never_sent_to_another_server() {
     let app = common::spawn_app().await;
     app.register("erin").await;
-    let cli = Cli {
-        config_dir: tempfile::tempdir().unwrap(),
-        server: app.url(""),
-    };
-    cli.ok(
-        &[
-            "login",
-            "--server",
-            &cli.server,
-            "--username",
-            "erin",
-            "--password-stdin",
-        ],
-        Some(&format!("{}\n", common::PASSWORD)),
-    );
+    let cli = Cli::signed_in(&app, "erin");
     // A listener that records whether anyone connected.
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     other.set_nonblocking(true).unwrap();
@@ -398,8 +413,99 @@ async fn saved_tokens_are_never_sent_to_another_server() {
         other.accept().is_err(),
         "the CLI connected to a server it has no session for"
     );
-    // The server it logged in to still works, named or not.
+    // The server it logged in to still works, named or not, before or after the
+    // subcommand.
     cli.ok(&["get", "--server", &cli.server], None);
+    cli.ok(&["--server", &cli.server, "get"], None);
     cli.ok(&["get"], None);
+    let err = cli.fails(&["--server", &other_url, "get"], None);
+    assert!(err.contains("saved session is for"), "{err}");
+    app.stop().await;
+}
+
+/// An admin acts on another user's applications with `--owner`; anyone else is refused
+/// with the server's reason and a non-zero exit. Client options go before or after the
+/// subcommand, and a client command prints its results and no log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_act_for_an_owner_with_owner() {
+    let app = common::spawn_app().await;
+    app.register("frank").await;
+    app.register("grace").await;
+    app.admin("root").await;
+    let frank = Cli::signed_in(&app, "frank");
+    let grace = Cli::signed_in(&app, "grace");
+    let root = Cli::signed_in(&app, "root");
+    frank.ok(&["apply", "-f", "-"], Some(WEB));
+
+    // The admin's own applications unless --owner says whose.
+    assert!(
+        root.fails(&["describe", "web"], None)
+            .contains("application web not found")
+    );
+    let described = root.ok(&["describe", "web", "--owner", "frank"], None);
+    assert!(
+        described.contains("Owner:                frank"),
+        "{described}"
+    );
+    let listed = root.run(&["get", "--owner", "frank"], None);
+    assert!(listed.status.success());
+    let table = String::from_utf8(listed.stdout).unwrap();
+    assert!(table.lines().nth(1).unwrap().starts_with("web "), "{table}");
+    assert_eq!(
+        String::from_utf8(listed.stderr).unwrap(),
+        "",
+        "no log lines from a client command"
+    );
+    for args in [
+        &["-o", "json", "--owner", "frank", "get", "web"][..],
+        &[
+            "get",
+            "web",
+            "--owner",
+            "frank",
+            "-o",
+            "json",
+            "--server",
+            &root.server,
+        ],
+    ] {
+        let json: Value = serde_json::from_str(&root.ok(args, None)).unwrap();
+        assert_eq!(json["metadata"]["owner"], "frank", "{args:?}");
+    }
+    assert_eq!(
+        root.ok(&["stop", "web", "--owner", "frank"], None),
+        "application/web stopped\n"
+    );
+    assert!(frank.ok(&["get", "web"], None).contains("0/0"));
+
+    // Not an admin: refused, and frank's application is untouched.
+    for args in [
+        &["get", "--owner", "frank"][..],
+        &["delete", "web", "--owner", "frank"],
+    ] {
+        let err = grace.fails(args, None);
+        assert!(
+            err.contains("403") && err.contains("only admins may act for another owner"),
+            "{args:?}: {err}"
+        );
+    }
+    // Where it means nothing, a usage error before anything is sent.
+    let err = grace.fails(&["logout", "--owner", "frank"], None);
+    assert!(
+        err.contains("--owner is for the commands on applications"),
+        "{err}"
+    );
+    let err = grace.fails(&["describe", "web", "-o", "json"], None);
+    assert!(
+        err.contains("-o/--output is the output format of `longin get`"),
+        "{err}"
+    );
+    assert!(frank.ok(&["get"], None).contains("web"));
+
+    assert_eq!(
+        root.ok(&["delete", "web", "--owner", "frank"], None),
+        "application/web deleted\n"
+    );
+    assert_eq!(frank.ok(&["get"], None), "No applications found.\n");
     app.stop().await;
 }

@@ -27,6 +27,21 @@ pub struct Application {
     pub status: Option<ApplicationStatus>,
 }
 
+/// The kind of a list of applications.
+pub const LIST_KIND: &str = "ApplicationList";
+
+/// Applications in one document (`kind: ApplicationList`), as `GET /api/applications`
+/// answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationList {
+    /// Always `longin.io/v1`.
+    pub api_version: String,
+    /// Always `ApplicationList`.
+    pub kind: String,
+    pub items: Vec<Application>,
+}
+
 /// Identity and bookkeeping. `name`, `labels` and `annotations` are the user's; the
 /// rest is set by the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -207,6 +222,18 @@ pub enum RestartPolicy {
     Always,
     OnFailure,
     Never,
+}
+
+impl RestartPolicy {
+    /// The name documents use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::OnFailure => "OnFailure",
+            Self::Never => "Never",
+        }
+    }
 }
 
 /// What the controller observed; written by it alone (host ports are first filled when

@@ -5,12 +5,16 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde_json::Value;
 
+use longin_crds::Application;
+use longin_crds::application::{ApplicationList, HealthCheck};
+
+use super::answers::{ApplyAnswer, ContainerSummary, DeleteAnswer, Deployment, Tokens};
 use super::credentials::{self, Credentials};
-use super::output::{GET_HEADER, GET_WIDE_HEADER, age, application_row, table};
-use super::{ApiClient, check, http_client};
+use super::output::{GET_HEADER, GET_WIDE_HEADER, age, age_since, application_row, ports, table};
+use super::{ApiClient, check, http_client, read_json};
 use crate::cli::OutputFormat;
 
 /// Signs in and saves the session.
@@ -34,22 +38,16 @@ pub async fn login(server: &str, username: &str, password_stdin: bool) -> anyhow
         .send()
         .await
         .with_context(|| format!("cannot reach {server}"))?;
-    let body: Value = check(res)
+    let tokens: Tokens = check(res)
         .await?
         .json()
         .await
-        .context("reading the login answer")?;
-    let (Some(access), Some(refresh)) = (
-        body["access_token"].as_str(),
-        body["refresh_token"].as_str(),
-    ) else {
-        bail!("the server's login answer has no tokens");
-    };
+        .context("the server's login answer has no tokens")?;
     credentials::save(&Credentials {
         server: server.clone(),
         username: username.to_owned(),
-        access_token: access.to_owned(),
-        refresh_token: refresh.to_owned(),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
     })?;
     Ok(format!("Logged in to {server} as {username}\n"))
 }
@@ -126,22 +124,16 @@ pub async fn apply(client: &mut ApiClient, sources: &[String]) -> anyhow::Result
     for source in sources {
         for (name, text) in read_sources(source)? {
             let res = client
-                .send(Method::PUT, "/api/applications/apply", |r| {
+                .send_applications(Method::PUT, "/apply", |r| {
                     r.header("content-type", "application/yaml")
                         .body(text.clone())
                 })
                 .await?;
-            let body: Value = check(res)
+            let answer: ApplyAnswer = read_json(res)
                 .await
-                .with_context(|| format!("applying {name}"))?
-                .json()
-                .await?;
-            for result in body["results"].as_array().into_iter().flatten() {
-                out.push_str(&format!(
-                    "application/{} {}\n",
-                    result["name"].as_str().unwrap_or("?"),
-                    result["action"].as_str().unwrap_or("?")
-                ));
+                .with_context(|| format!("applying {name}"))?;
+            for result in answer.results {
+                out.push_str(&format!("application/{} {}\n", result.name, result.action));
             }
         }
     }
@@ -157,32 +149,32 @@ pub async fn get(
     name: Option<&str>,
     output: Option<OutputFormat>,
 ) -> anyhow::Result<String> {
-    let path = name.map_or_else(
-        || "/api/applications".to_owned(),
-        |n| format!("/api/applications/{n}"),
-    );
-    if output == Some(OutputFormat::Yaml) {
-        let res = client
-            .send(Method::GET, &path, |r| {
-                r.header("accept", "application/yaml")
-            })
-            .await?;
-        return Ok(check(res).await?.text().await?);
-    }
-    let res = client.send(Method::GET, &path, |r| r).await?;
-    let body: Value = check(res).await?.json().await?;
-    if output == Some(OutputFormat::Json) {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&body)?));
+    let path = name.map_or_else(String::new, |n| format!("/{n}"));
+    match output {
+        // The server's own document, as it wrote it.
+        Some(OutputFormat::Yaml) => {
+            let res = client
+                .send_applications(Method::GET, &path, |r| {
+                    r.header("accept", "application/yaml")
+                })
+                .await?;
+            return Ok(check(res).await?.text().await?);
+        }
+        Some(OutputFormat::Json) => {
+            let body: serde_json::Value = client.get_applications(&path).await?;
+            return Ok(format!("{}\n", serde_json::to_string_pretty(&body)?));
+        }
+        Some(OutputFormat::Wide) | None => {}
     }
     let items = match name {
-        Some(_) => vec![body],
-        None => body["items"].as_array().cloned().unwrap_or_default(),
+        Some(_) => vec![client.get_applications::<Application>(&path).await?],
+        None => client.get_applications::<ApplicationList>("").await?.items,
     };
     if items.is_empty() {
         return Ok("No applications found.\n".to_owned());
     }
     let wide = output == Some(OutputFormat::Wide);
-    let now = chrono::Utc::now();
+    let now = Utc::now();
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|a| application_row(a, now, wide))
@@ -194,19 +186,12 @@ pub async fn get(
     })
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-fn ago(now: chrono::DateTime<chrono::Utc>, time: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(time)
-        .map(|t| {
-            format!(
-                "{} ago",
-                age((now - t.with_timezone(&chrono::Utc)).num_seconds())
-            )
-        })
-        .unwrap_or_else(|_| "-".to_owned())
+/// `5m ago`, or `-` for no time.
+fn ago(now: DateTime<Utc>, time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(
+        || "-".to_owned(),
+        |t| format!("{} ago", age((now - t).num_seconds())),
+    )
 }
 
 /// Shows everything about one application: spec, status, conditions, containers and
@@ -215,246 +200,188 @@ fn ago(now: chrono::DateTime<chrono::Utc>, time: &str) -> String {
 /// # Errors
 /// The server refuses, or the application does not exist.
 pub async fn describe(client: &mut ApiClient, name: &str) -> anyhow::Result<String> {
-    let app: Value = check(
-        client
-            .send(Method::GET, &format!("/api/applications/{name}"), |r| r)
-            .await?,
-    )
-    .await?
-    .json()
-    .await?;
-    let containers: Value = check(
-        client
-            .send(
-                Method::GET,
-                &format!("/api/applications/{name}/containers"),
-                |r| r,
-            )
-            .await?,
-    )
-    .await?
-    .json()
-    .await?;
-    let history: Value = check(
-        client
-            .send(
-                Method::GET,
-                &format!("/api/applications/{name}/deployments"),
-                |r| r,
-            )
-            .await?,
-    )
-    .await?
-    .json()
-    .await?;
-    let now = chrono::Utc::now();
+    let app: Application = client.get_applications(&format!("/{name}")).await?;
+    let containers: Vec<ContainerSummary> = client
+        .get_applications(&format!("/{name}/containers"))
+        .await?;
+    let history: Vec<Deployment> = client
+        .get_applications(&format!("/{name}/deployments"))
+        .await?;
+    Ok(description(&app, &containers, &history, Utc::now()))
+}
+
+/// What `describe` prints, from what the server answered. Pure.
+#[must_use]
+pub fn description(
+    app: &Application,
+    containers: &[ContainerSummary],
+    history: &[Deployment],
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = overview(app, now);
+    if !app.spec.env.is_empty() {
+        out.push_str("Environment:\n");
+        for var in &app.spec.env {
+            let value = if var.secret {
+                "<secret>"
+            } else {
+                var.value.as_deref().unwrap_or("")
+            };
+            out.push_str(&format!("  {}={value}\n", var.name));
+        }
+    }
+    let conditions = app.status.as_ref().map_or(&[][..], |s| &s.conditions);
+    out.push_str(&section(
+        "Conditions",
+        &["TYPE", "STATUS", "REASON", "MESSAGE"],
+        conditions
+            .iter()
+            .map(|c| {
+                vec![
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                ]
+            })
+            .collect(),
+    ));
+    out.push_str(&section(
+        "Containers",
+        &[
+            "REPLICA",
+            "CONTAINER",
+            "PORT",
+            "STATUS",
+            "RESTARTS",
+            "STARTED",
+        ],
+        containers.iter().map(|c| container_row(c, now)).collect(),
+    ));
+    out.push_str(&section(
+        "Events",
+        &["AGE", "GENERATION", "TRIGGER", "IMAGE", "STATUS"],
+        history
+            .iter()
+            .take(10)
+            .map(|d| {
+                vec![
+                    ago(now, Some(d.created_at)),
+                    d.generation.to_string(),
+                    d.triggered_by.clone(),
+                    d.image.clone(),
+                    d.status.clone(),
+                ]
+            })
+            .collect(),
+    ));
+    out
+}
+
+/// The `Key:   value` lines at the top of `describe`.
+fn overview(app: &Application, now: DateTime<Utc>) -> String {
+    let (meta, spec, status) = (&app.metadata, &app.spec, app.status.as_ref());
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{:<22}{v}\n", format!("{k}:")));
-    line("Name", s(&app, "/metadata/name").to_owned());
-    line("Owner", s(&app, "/metadata/owner").to_owned());
-    line("UID", s(&app, "/metadata/uid").to_owned());
-    line(
-        "Created",
-        format!(
-            "{} ({})",
-            s(&app, "/metadata/creationTimestamp"),
-            ago(now, s(&app, "/metadata/creationTimestamp"))
-        ),
-    );
-    if let Some(labels) = app.pointer("/metadata/labels").and_then(Value::as_object) {
-        line(
-            "Labels",
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+    let created = meta.creation_timestamp.as_deref().unwrap_or("");
+    line("Name", meta.name.clone());
+    line("Owner", meta.owner.clone().unwrap_or_default());
+    line("UID", meta.uid.clone().unwrap_or_default());
+    let created_ago =
+        age_since(now, created).map_or_else(|| "-".to_owned(), |a| format!("{a} ago"));
+    line("Created", format!("{created} ({created_ago})"));
+    if !meta.labels.is_empty() {
+        let labels: Vec<String> = meta
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        line("Labels", labels.join(","));
     }
     line(
         "Generation",
-        app.pointer("/metadata/generation")
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        meta.generation.map(|g| g.to_string()).unwrap_or_default(),
     );
-    line("Image", s(&app, "/spec/image").to_owned());
-    let command: Vec<String> = ["/spec/command", "/spec/args"]
+    line("Image", spec.image.clone());
+    let command: Vec<&str> = spec
+        .command
         .iter()
-        .filter_map(|p| app.pointer(p).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
+        .chain(&spec.args)
+        .map(String::as_str)
         .collect();
     if !command.is_empty() {
         line("Command", command.join(" "));
     }
-    line(
-        "Container port",
-        app.pointer("/spec/containerPort")
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-    );
+    line("Container port", spec.container_port.to_string());
     line(
         "Replicas",
         format!(
             "{} desired | {} ready | {} updated",
-            app.pointer("/spec/replicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            app.pointer("/status/readyReplicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-            app.pointer("/status/updatedReplicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
+            spec.replicas,
+            status.map_or(0, |s| s.ready_replicas),
+            status.map_or(0, |s| s.updated_replicas),
         ),
     );
     line(
         "Resources",
         format!(
             "memory {}, cpu {}",
-            s(&app, "/spec/resources/memory"),
-            s(&app, "/spec/resources/cpu")
+            spec.resources.memory, spec.resources.cpu
         ),
     );
-    let probe = match (
-        app.pointer("/spec/healthCheck/http/path"),
-        app.pointer("/spec/healthCheck/tcp"),
-    ) {
-        (Some(path), _) => format!(
-            "http GET {} every {}s, timeout {}s, {} failures",
-            path.as_str().unwrap_or(""),
-            app.pointer("/spec/healthCheck/periodSeconds")
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            app.pointer("/spec/healthCheck/timeoutSeconds")
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            app.pointer("/spec/healthCheck/failureThreshold")
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        ),
-        (None, Some(_)) => "tcp connect".to_owned(),
-        (None, None) => "<none>".to_owned(),
-    };
-    line("Health check", probe);
-    line("Restart policy", s(&app, "/spec/restartPolicy").to_owned());
-    line("Status", s(&app, "/status/phase").to_owned());
-    let ports: Vec<String> = app
-        .pointer("/status/hostPorts")
-        .and_then(Value::as_array)
-        .map(|p| p.iter().map(ToString::to_string).collect())
-        .unwrap_or_default();
+    line("Health check", health_check(spec.health_check.as_ref()));
+    line("Restart policy", spec.restart_policy.as_str().to_owned());
+    line("Status", status.map_or("", |s| s.phase.as_str()).to_owned());
     line(
         "Host ports",
-        if ports.is_empty() {
-            "<none>".to_owned()
-        } else {
-            ports.join(", ")
-        },
+        ports(status.map_or(&[], |s| &s.host_ports), ", "),
     );
-    if let Some(message) = app.pointer("/status/message").and_then(Value::as_str) {
-        line("Message", message.to_owned());
+    if let Some(message) = status.and_then(|s| s.message.clone()) {
+        line("Message", message);
     }
-    if let Some(env) = app.pointer("/spec/env").and_then(Value::as_array) {
-        out.push_str("Environment:\n");
-        for var in env {
-            let value = if var["secret"] == Value::Bool(true) {
-                "<secret>"
-            } else {
-                var["value"].as_str().unwrap_or("")
-            };
-            out.push_str(&format!(
-                "  {}={value}\n",
-                var["name"].as_str().unwrap_or("")
-            ));
-        }
+    out
+}
+
+/// How readiness is probed, in a few words.
+fn health_check(check: Option<&HealthCheck>) -> String {
+    match check {
+        Some(HealthCheck {
+            http: Some(http),
+            period_seconds,
+            timeout_seconds,
+            failure_threshold,
+            ..
+        }) => format!(
+            "http GET {} every {period_seconds}s, timeout {timeout_seconds}s, {failure_threshold} failures",
+            http.path
+        ),
+        Some(HealthCheck { tcp: Some(_), .. }) => "tcp connect".to_owned(),
+        _ => "<none>".to_owned(),
     }
-    out.push_str("Conditions:\n");
-    let conditions = app
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if conditions.is_empty() {
-        out.push_str("  <none>\n");
+}
+
+/// A replica's row under `Containers:`.
+fn container_row(c: &ContainerSummary, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        c.replica.to_string(),
+        c.docker_id
+            .as_deref()
+            .map_or_else(|| "-".into(), |id| id.chars().take(12).collect()),
+        c.host_port.map_or_else(|| "-".into(), |p| p.to_string()),
+        c.status.clone(),
+        c.restart_count.to_string(),
+        ago(now, c.started_at),
+    ]
+}
+
+/// `Title:` and its rows as an indented table, or `<none>`.
+fn section(title: &str, header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let body = if rows.is_empty() {
+        "  <none>\n".to_owned()
     } else {
-        let rows: Vec<Vec<String>> = conditions
-            .iter()
-            .map(|c| {
-                vec![
-                    s(c, "/type").into(),
-                    s(c, "/status").into(),
-                    s(c, "/reason").into(),
-                    s(c, "/message").into(),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(
-            &["TYPE", "STATUS", "REASON", "MESSAGE"],
-            &rows,
-        )));
-    }
-    out.push_str("Containers:\n");
-    let containers = containers.as_array().cloned().unwrap_or_default();
-    if containers.is_empty() {
-        out.push_str("  <none>\n");
-    } else {
-        let rows: Vec<Vec<String>> = containers
-            .iter()
-            .map(|c| {
-                vec![
-                    c["replica"].to_string(),
-                    c["dockerId"]
-                        .as_str()
-                        .map(|id| id.chars().take(12).collect())
-                        .unwrap_or_else(|| "-".into()),
-                    c["hostPort"]
-                        .as_i64()
-                        .map_or_else(|| "-".into(), |p| p.to_string()),
-                    s(c, "/status").into(),
-                    c["restartCount"].to_string(),
-                    c["startedAt"]
-                        .as_str()
-                        .map_or_else(|| "-".into(), |t| ago(now, t)),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(
-            &[
-                "REPLICA",
-                "CONTAINER",
-                "PORT",
-                "STATUS",
-                "RESTARTS",
-                "STARTED",
-            ],
-            &rows,
-        )));
-    }
-    out.push_str("Events:\n");
-    let history = history.as_array().cloned().unwrap_or_default();
-    if history.is_empty() {
-        out.push_str("  <none>\n");
-    } else {
-        let rows: Vec<Vec<String>> = history
-            .iter()
-            .take(10)
-            .map(|d| {
-                vec![
-                    ago(now, s(d, "/createdAt")),
-                    d["generation"].to_string(),
-                    s(d, "/triggeredBy").into(),
-                    s(d, "/image").into(),
-                    s(d, "/status").into(),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&table(
-            &["AGE", "GENERATION", "TRIGGER", "IMAGE", "STATUS"],
-            &rows,
-        )));
-    }
-    Ok(out)
+        indent(&table(header, &rows))
+    };
+    format!("{title}:\n{body}")
 }
 
 fn indent(text: &str) -> String {
@@ -467,11 +394,11 @@ fn indent(text: &str) -> String {
 /// The server refuses, or the application does not exist.
 pub async fn delete(client: &mut ApiClient, name: &str) -> anyhow::Result<String> {
     let res = client
-        .send(Method::DELETE, &format!("/api/applications/{name}"), |r| r)
+        .send_applications(Method::DELETE, &format!("/{name}"), |r| r)
         .await?;
-    let body: Value = check(res).await?.json().await?;
-    Ok(match body["status"].as_str() {
-        Some("Terminating") => {
+    let answer: DeleteAnswer = read_json(res).await?;
+    Ok(match answer.status.as_str() {
+        "Terminating" => {
             format!("application/{name} deleting (containers are being removed)\n")
         }
         _ => format!("application/{name} deleted\n"),
@@ -484,11 +411,7 @@ pub async fn delete(client: &mut ApiClient, name: &str) -> anyhow::Result<String
 /// The server refuses, or the application does not exist.
 pub async fn verb(client: &mut ApiClient, name: &str, verb: &str) -> anyhow::Result<String> {
     let res = client
-        .send(
-            Method::POST,
-            &format!("/api/applications/{name}/{verb}"),
-            |r| r,
-        )
+        .send_applications(Method::POST, &format!("/{name}/{verb}"), |r| r)
         .await?;
     check(res).await?;
     let done = match verb {
@@ -497,4 +420,107 @@ pub async fn verb(client: &mut ApiClient, name: &str, verb: &str) -> anyhow::Res
         _ => "restarted",
     };
     Ok(format!("application/{name} {done}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(time: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(time)
+            .expect("a time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn description_shows_spec_status_conditions_containers_and_events() {
+        let app: Application = serde_json::from_value(serde_json::json!({
+            "apiVersion": "longin.io/v1", "kind": "Application",
+            "metadata": {"name": "hello", "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 3,
+                         "owner": "ada", "uid": "u-1", "labels": {"b": "2", "a": "1"}},
+            "spec": {"replicas": 3, "image": "busybox", "containerPort": 8080,
+                     "command": ["sh", "-c"], "args": ["echo hi"],
+                     "env": [{"name": "A", "value": "1"}, {"name": "T", "secret": true}],
+                     "resources": {"memory": "64Mi", "cpu": "500m"},
+                     "healthCheck": {"http": {"path": "/healthz"}, "periodSeconds": 5,
+                                     "timeoutSeconds": 2, "failureThreshold": 4},
+                     "restartPolicy": "OnFailure"},
+            "status": {"phase": "Degraded", "readyReplicas": 2, "updatedReplicas": 1,
+                       "hostPorts": [3100, 3101], "message": "one is down",
+                       "conditions": [{"type": "Ready", "status": "False", "reason": "Down",
+                                       "message": "r2 down", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .expect("an application");
+        let containers: Vec<ContainerSummary> = serde_json::from_value(serde_json::json!([
+            {"id": "c1", "dockerId": "0123456789abcdef0123", "replica": 0, "hostPort": 3100,
+             "status": "running", "restartCount": 2, "startedAt": "2026-01-01T00:30:00Z"},
+            {"id": "c2", "dockerId": null, "replica": 1, "hostPort": null, "status": "created",
+             "restartCount": 0, "startedAt": null},
+        ]))
+        .expect("containers");
+        let history: Vec<Deployment> = serde_json::from_value(serde_json::json!([
+            {"generation": 3, "triggeredBy": "apply", "image": "busybox", "commitSha": null,
+             "status": "succeeded", "createdAt": "2026-01-01T00:59:00Z", "finishedAt": null},
+        ]))
+        .expect("deployments");
+        let expected = "\
+Name:                 hello
+Owner:                ada
+UID:                  u-1
+Created:              2026-01-01T00:00:00Z (60m ago)
+Labels:               a=1,b=2
+Generation:           3
+Image:                busybox
+Command:              sh -c echo hi
+Container port:       8080
+Replicas:             3 desired | 2 ready | 1 updated
+Resources:            memory 64Mi, cpu 500m
+Health check:         http GET /healthz every 5s, timeout 2s, 4 failures
+Restart policy:       OnFailure
+Status:               Degraded
+Host ports:           3100, 3101
+Message:              one is down
+Environment:
+  A=1
+  T=<secret>
+Conditions:
+  TYPE    STATUS   REASON   MESSAGE
+  Ready   False    Down     r2 down
+Containers:
+  REPLICA   CONTAINER      PORT   STATUS    RESTARTS   STARTED
+  0         0123456789ab   3100   running   2          30m ago
+  1         -              -      created   0          -
+Events:
+  AGE       GENERATION   TRIGGER   IMAGE     STATUS
+  60s ago   3            apply     busybox   succeeded
+";
+        assert_eq!(
+            description(&app, &containers, &history, at("2026-01-01T01:00:00Z")),
+            expected
+        );
+    }
+
+    #[test]
+    fn description_of_a_bare_application_says_none() {
+        let app: Application = serde_json::from_value(serde_json::json!({
+            "apiVersion": "longin.io/v1", "kind": "Application",
+            "metadata": {"name": "bare"},
+            "spec": {"image": "busybox", "containerPort": 80},
+        }))
+        .expect("an application");
+        let out = description(&app, &[], &[], at("2026-01-01T01:00:00Z"));
+        for line in [
+            "Created:               (-)\n",
+            "Health check:         <none>\n",
+            "Status:               \n",
+            "Host ports:           <none>\n",
+            "Conditions:\n  <none>\nContainers:\n  <none>\nEvents:\n  <none>\n",
+        ] {
+            assert!(out.contains(line), "{line:?} in {out}");
+        }
+        assert!(
+            !out.contains("Environment:") && !out.contains("Labels:"),
+            "{out}"
+        );
+    }
 }

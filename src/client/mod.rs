@@ -1,6 +1,7 @@
 //! The `longin` CLI's client side: talks to a Longin server over its REST API with a
 //! saved session, refreshing the access token by itself.
 
+pub mod answers;
 pub mod commands;
 pub mod credentials;
 pub mod observe;
@@ -8,8 +9,9 @@ pub mod output;
 
 use anyhow::{Context as _, anyhow, bail};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
+use answers::{ErrorAnswer, Tokens};
 use credentials::Credentials;
 
 /// A signed-in connection to a server. A clone shares the session: only one copy
@@ -18,6 +20,8 @@ use credentials::Credentials;
 pub struct ApiClient {
     http: reqwest::Client,
     credentials: Credentials,
+    /// The user whose applications the commands act on (admins), else the caller's.
+    owner: Option<String>,
 }
 
 /// The HTTP client every command uses.
@@ -43,23 +47,28 @@ pub async fn check(res: Response) -> anyhow::Result<Response> {
     }
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
-    let Ok(body) = serde_json::from_str::<Value>(&text) else {
+    let Ok(answer) = serde_json::from_str::<ErrorAnswer>(&text) else {
         bail!("server answered {status}: {}", text.trim());
     };
-    let error = &body["error"];
-    let mut message = error["message"]
-        .as_str()
-        .unwrap_or("request failed")
-        .to_owned();
-    if let Some(fields) = error["fields"].as_object() {
-        for (field, why) in fields {
-            message.push_str(&format!(
-                "\n  {field}: {}",
-                why.as_str().unwrap_or_default()
-            ));
-        }
+    let error = answer.error;
+    let mut message = error.message.unwrap_or_else(|| "request failed".to_owned());
+    for (field, why) in error.fields {
+        message.push_str(&format!("\n  {field}: {why}"));
     }
     Err(anyhow!(message).context(format!("server answered {status}")))
+}
+
+/// A success answer's JSON body as `T`; an error answer as [`check`] words it.
+///
+/// # Errors
+/// The answer is an error, or its body is not a `T`.
+pub async fn read_json<T: DeserializeOwned>(res: Response) -> anyhow::Result<T> {
+    let url = res.url().path().to_owned();
+    check(res)
+        .await?
+        .json()
+        .await
+        .with_context(|| format!("reading the server's answer to {url}"))
 }
 
 impl ApiClient {
@@ -83,7 +92,42 @@ impl ApiClient {
         Ok(Self {
             http: http_client()?,
             credentials,
+            owner: None,
         })
+    }
+
+    /// Acts on `owner`'s applications (an admin's `--owner`) instead of the caller's.
+    #[must_use]
+    pub fn acting_for(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// [`send`](Self::send) to `/api/applications{path}`, for the owner acted for.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub async fn send_applications(
+        &mut self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> anyhow::Result<Response> {
+        let owner = self.owner.clone();
+        let path = format!("/api/applications{path}");
+        self.send(method, &path, move |r| match &owner {
+            Some(owner) => build(r.query(&[("owner", owner)])),
+            None => build(r),
+        })
+        .await
+    }
+
+    /// A `GET` of `/api/applications{path}` (for the owner acted for), its answer as `T`.
+    ///
+    /// # Errors
+    /// The server cannot be reached or refuses, or the answer is not a `T`.
+    pub async fn get_applications<T: DeserializeOwned>(&mut self, path: &str) -> anyhow::Result<T> {
+        read_json(self.send_applications(Method::GET, path, |r| r).await?).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -130,19 +174,13 @@ impl ApiClient {
         if res.status() == StatusCode::UNAUTHORIZED {
             bail!("the session has expired or was revoked; run `longin login` again");
         }
-        let body: Value = check(res)
+        let tokens: Tokens = check(res)
             .await?
             .json()
             .await
-            .context("reading the refreshed session")?;
-        let (Some(access), Some(refresh)) = (
-            body["access_token"].as_str(),
-            body["refresh_token"].as_str(),
-        ) else {
-            bail!("the server's refresh answer has no tokens");
-        };
-        self.credentials.access_token = access.to_owned();
-        self.credentials.refresh_token = refresh.to_owned();
+            .context("the server's refresh answer has no tokens")?;
+        self.credentials.access_token = tokens.access_token;
+        self.credentials.refresh_token = tokens.refresh_token;
         credentials::save(&self.credentials)
     }
 

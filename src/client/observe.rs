@@ -4,17 +4,19 @@ use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
 use reqwest::Method;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
+use longin_crds::application::ApplicationList;
+
+use super::answers::{ContainerSummary, LogEvent, MetricsPoint, MetricsSeries};
 use super::output::table;
-use super::{ApiClient, check};
+use super::{ApiClient, check, read_json};
 
 /// A line as the server streams it (JSON lines).
-fn write_line(prefix: &str, line: &Value) {
-    let text = line["line"].as_str().unwrap_or_default();
+fn write_line(prefix: &str, line: &LogEvent) {
+    let text = &line.line;
     // Container stderr to our stderr, as `docker logs` does.
-    if line["stream"] == "stderr" {
+    if line.stream == "stderr" {
         let _ = writeln!(std::io::stderr().lock(), "{prefix}{text}");
     } else {
         let _ = writeln!(std::io::stdout().lock(), "{prefix}{text}");
@@ -27,17 +29,12 @@ async fn containers(
     name: &str,
     replica: Option<i64>,
 ) -> anyhow::Result<Vec<(i64, String)>> {
-    let res = client
-        .send(
-            Method::GET,
-            &format!("/api/applications/{name}/containers"),
-            |r| r,
-        )
+    let list: Vec<ContainerSummary> = client
+        .get_applications(&format!("/{name}/containers"))
         .await?;
-    let list: Vec<Value> = check(res).await?.json().await?;
     let all: Vec<(i64, String)> = list
-        .iter()
-        .filter_map(|c| Some((c["replica"].as_i64()?, c["dockerId"].as_str()?.to_owned())))
+        .into_iter()
+        .filter_map(|c| Some((c.replica, c.docker_id?)))
         .collect();
     if all.is_empty() {
         bail!("{name} has no containers (is it stopped, or still starting?)");
@@ -59,14 +56,15 @@ async fn containers(
 }
 
 /// Lines flowing from the readers to the printer: (prefix, JSON line).
-type LineSender = mpsc::Sender<(String, Value)>;
+type LineSender = mpsc::Sender<(String, LogEvent)>;
 
 /// A reader's end: the container, and the time of the last line it passed on.
 type ReaderEnd = (String, Option<String>);
 
-fn line_time(value: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-    value["timestamp"]
-        .as_str()
+fn line_time(value: &LogEvent) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    value
+        .timestamp
+        .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
 }
 
@@ -119,14 +117,14 @@ async fn open_reader(
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                let Ok(value) = serde_json::from_slice::<Value>(&line) else {
+                let Ok(value) = serde_json::from_slice::<LogEvent>(&line) else {
                     continue;
                 };
                 if after_time.is_some() && line_time(&value) <= after_time {
                     continue;
                 }
-                if let Some(t) = value["timestamp"].as_str() {
-                    last = Some(t.to_owned());
+                if let Some(t) = &value.timestamp {
+                    last = Some(t.clone());
                 }
                 if tx.send((prefix.clone(), value)).await.is_err() {
                     return (id, last);
@@ -191,11 +189,7 @@ async fn follow_app(
             }
         }
         let res = match client
-            .send(
-                Method::GET,
-                &format!("/api/applications/{name}/containers"),
-                |r| r,
-            )
+            .send_applications(Method::GET, &format!("/{name}/containers"), |r| r)
             .await
         {
             Ok(res) => res,
@@ -208,7 +202,7 @@ async fn follow_app(
             eprintln!("[longin: {name} was deleted]");
             return Ok(());
         }
-        let list: Vec<Value> = match check(res).await {
+        let list: Vec<ContainerSummary> = match check(res).await {
             Ok(res) => res.json().await.unwrap_or_default(),
             Err(err) => {
                 eprintln!("[longin: {err:#}; trying again]");
@@ -216,10 +210,10 @@ async fn follow_app(
             }
         };
         for c in list {
-            let (Some(r), Some(id)) = (c["replica"].as_i64(), c["dockerId"].as_str()) else {
+            let (r, Some(id)) = (c.replica, c.docker_id.as_deref()) else {
                 continue;
             };
-            let count = c["restartCount"].as_i64().unwrap_or(0);
+            let count = c.restart_count;
             restarts.insert(id.to_owned(), count);
             if replica.is_some_and(|want| want != r) || following.contains(id) {
                 continue;
@@ -230,7 +224,7 @@ async fn follow_app(
                 // Running again (its restart count moved: it also drops when the
                 // crash-loop window starts over): from where its stream stopped, or
                 // from its start if it had printed nothing.
-                Some((last, before)) if count != *before && c["status"] == "running" => {
+                Some((last, before)) if count != *before && c.status == "running" => {
                     let since = last
                         .as_ref()
                         .map(|since| format!("&since={since}"))
@@ -276,7 +270,7 @@ pub async fn logs(
 ) -> anyhow::Result<()> {
     let containers = containers(client, name, replica).await?;
     let prefixed = containers.len() > 1;
-    let (tx, mut rx) = mpsc::channel::<(String, Value)>(1024);
+    let (tx, mut rx) = mpsc::channel::<(String, LogEvent)>(1024);
     if follow {
         // The follower takes the session from here on: `client` is not used again.
         let follower = tokio::spawn(follow_app(
@@ -289,10 +283,10 @@ pub async fn logs(
             tx,
         ));
         while let Some((prefix, value)) = rx.recv().await {
-            match value["type"].as_str() {
+            match value.kind.as_deref() {
                 Some("lagged" | "end") => eprintln!(
                     "{prefix}[longin: {}]",
-                    value["message"].as_str().unwrap_or("stream ended")
+                    value.message.as_deref().unwrap_or("stream ended")
                 ),
                 _ => write_line(&prefix, &value),
             }
@@ -349,42 +343,34 @@ pub fn bytes(n: f64) -> String {
 /// # Errors
 /// The server refuses.
 pub async fn top(client: &mut ApiClient) -> anyhow::Result<String> {
-    let res = client.send(Method::GET, "/api/applications", |r| r).await?;
-    let body: Value = check(res).await?.json().await?;
+    let list: ApplicationList = client.get_applications("").await?;
     let since = chrono::Utc::now().timestamp() - 120;
     let mut rows = Vec::new();
     let me = client.credentials().username.clone();
-    for app in body["items"].as_array().into_iter().flatten() {
-        let name = app
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    for app in &list.items {
+        let name = &app.metadata.name;
         // Admins list everyone's applications: each is read as its owner's.
-        let owner = app
-            .pointer("/metadata/owner")
-            .and_then(Value::as_str)
-            .unwrap_or(&me)
-            .to_owned();
+        let owner = app.metadata.owner.clone().unwrap_or_else(|| me.clone());
         let res = client
             .send(
                 Method::GET,
-                &format!("/api/applications/{name}/metrics?since={since}&step=1&owner={owner}"),
-                |r| r,
+                &format!("/api/applications/{name}/metrics?since={since}&step=1"),
+                |r| r.query(&[("owner", &owner)]),
             )
             .await?;
-        let series: Value = check(res).await?.json().await?;
-        let latest = series["points"].as_array().and_then(|p| p.last()).cloned();
-        let f = |key: &str| latest.as_ref().and_then(|p| p[key].as_f64());
+        let series: MetricsSeries = read_json(res).await?;
+        let latest = series.points.last().copied();
+        let f = |figure: fn(&MetricsPoint) -> f64| latest.as_ref().map(figure);
         rows.push(vec![
             if owner == me {
-                name.to_owned()
+                name.clone()
             } else {
                 format!("{owner}/{name}")
             },
-            f("cpuPercent").map_or_else(|| "-".to_owned(), |c| format!("{c:.1}%")),
-            f("memoryBytes").map_or_else(|| "-".to_owned(), bytes),
-            f("memoryLimitBytes").map_or_else(|| "-".to_owned(), bytes),
-            f("containers").map_or_else(|| "0".to_owned(), |c| format!("{c:.0}")),
+            f(|p| p.cpu_percent).map_or_else(|| "-".to_owned(), |c| format!("{c:.1}%")),
+            f(|p| p.memory_bytes).map_or_else(|| "-".to_owned(), bytes),
+            f(|p| p.memory_limit_bytes).map_or_else(|| "-".to_owned(), bytes),
+            f(|p| p.containers).map_or_else(|| "0".to_owned(), |c| format!("{c:.0}")),
         ]);
     }
     if rows.is_empty() {

@@ -1,6 +1,6 @@
 //! kubectl-like output: aligned tables and human ages. Pure.
 
-use serde_json::Value;
+use longin_crds::Application;
 
 /// Columns aligned with two spaces between them, like kubectl's.
 #[must_use]
@@ -46,56 +46,51 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+/// How long ago an RFC 3339 time was, as an age (`5m`), if it is one.
+#[must_use]
+pub fn age_since(now: chrono::DateTime<chrono::Utc>, time: &str) -> Option<String> {
+    let time = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    Some(age((now - time.with_timezone(&chrono::Utc)).num_seconds()))
 }
 
-/// One row of `longin get` for an application document.
+/// A list of ports, `sep`-separated, or `<none>`.
 #[must_use]
-pub fn application_row(app: &Value, now: chrono::DateTime<chrono::Utc>, wide: bool) -> Vec<String> {
-    let ready = app
-        .pointer("/status/readyReplicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let desired = app
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let ports = app
-        .pointer("/status/hostPorts")
-        .and_then(Value::as_array)
-        .map(|ports| {
-            ports
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let created = chrono::DateTime::parse_from_rfc3339(str_at(app, "/metadata/creationTimestamp"))
-        .map(|t| age((now - t.with_timezone(&chrono::Utc)).num_seconds()))
-        .unwrap_or_else(|_| "<unknown>".to_owned());
+pub fn ports(ports: &[u16], sep: &str) -> String {
+    if ports.is_empty() {
+        return "<none>".to_owned();
+    }
+    ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// One row of `longin get` for an application.
+#[must_use]
+pub fn application_row(
+    app: &Application,
+    now: chrono::DateTime<chrono::Utc>,
+    wide: bool,
+) -> Vec<String> {
+    let status = app.status.as_ref();
+    let meta = &app.metadata;
     let mut row = vec![
-        str_at(app, "/metadata/name").to_owned(),
-        format!("{ready}/{desired}"),
-        str_at(app, "/status/phase").to_owned(),
-        if ports.is_empty() {
-            "<none>".to_owned()
-        } else {
-            ports
-        },
-        created,
+        meta.name.clone(),
+        format!(
+            "{}/{}",
+            status.map_or(0, |s| s.ready_replicas),
+            app.spec.replicas
+        ),
+        status.map_or("", |s| s.phase.as_str()).to_owned(),
+        ports(status.map_or(&[], |s| &s.host_ports), ","),
+        age_since(now, meta.creation_timestamp.as_deref().unwrap_or(""))
+            .unwrap_or_else(|| "<unknown>".to_owned()),
     ];
     if wide {
-        row.push(str_at(app, "/spec/image").to_owned());
-        row.push(
-            app.pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                .to_string(),
-        );
-        row.push(str_at(app, "/metadata/owner").to_owned());
+        row.push(app.spec.image.clone());
+        row.push(meta.generation.unwrap_or(0).to_string());
+        row.push(meta.owner.clone().unwrap_or_default());
     }
     row
 }
@@ -139,11 +134,13 @@ mod tests {
 
     #[test]
     fn application_row_shows_ready_status_ports_and_age() {
-        let app = serde_json::json!({
+        let app: Application = serde_json::from_value(serde_json::json!({
+            "apiVersion": "longin.io/v1", "kind": "Application",
             "metadata": {"name": "hello", "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 3, "owner": "ada"},
-            "spec": {"replicas": 3, "image": "busybox"},
+            "spec": {"replicas": 3, "image": "busybox", "containerPort": 8080},
             "status": {"phase": "Running", "readyReplicas": 2, "hostPorts": [3100, 3101, 3102]},
-        });
+        }))
+        .expect("an application");
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
             .expect("time")
             .with_timezone(&chrono::Utc);
