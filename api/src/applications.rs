@@ -30,6 +30,7 @@ use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
 use crate::extract::{AppBytes, AppQuery};
+use crate::resource::Presented as _;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()

@@ -17,8 +17,6 @@ use tokio_util::sync::CancellationToken;
 use longin_store::Store;
 use longin_store::api_logs::ApiLogEntry;
 
-use crate::context::ApiContext;
-
 /// Records waiting to be written; beyond this, new ones are dropped.
 const QUEUE_CAPACITY: usize = 10_000;
 /// Records per write.
@@ -144,7 +142,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// Middleware: times the request and queues its audit record and metrics.
 pub async fn record_request(
-    State(ctx): State<ApiContext>,
+    State(audit_log): State<AuditLog>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -168,7 +166,7 @@ pub async fn record_request(
         "status" => status.to_string(),
     )
     .record(elapsed.as_secs_f64());
-    ctx.audit.record(ApiLogEntry {
+    audit_log.record(ApiLogEntry {
         method,
         route,
         status,

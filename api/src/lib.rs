@@ -15,6 +15,7 @@ pub mod logs;
 pub mod pagination;
 pub mod prometheus;
 pub mod rendered;
+pub mod resource;
 pub mod retention;
 pub mod usage;
 pub mod users;
@@ -97,7 +98,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
+            ctx.audit.clone(),
             audit::record_request,
         ))
         .layer(DefaultBodyLimit::max(ctx.config.body_limit_bytes))

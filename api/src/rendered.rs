@@ -16,6 +16,8 @@ use bytes::Bytes;
 
 use longin_store::applications::ApplicationRecord;
 
+use crate::resource::Presented as _;
+
 /// More renderings than this and the cache starts over (deleted applications' entries
 /// go then too).
 const CAPACITY: usize = 20_000;

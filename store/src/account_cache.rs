@@ -16,7 +16,6 @@
 //! and a row read under an older epoch is returned but not kept.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -114,43 +113,14 @@ impl Store {
             return;
         }
         let cache = self.accounts();
-        let mut wait = Duration::from_millis(500);
-        loop {
-            match sqlx::postgres::PgListener::connect(self.url()).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => {
-                        tracing::info!(channel = CHANNEL, "listening for account changes");
-                        cache.set_listening(true);
-                        wait = Duration::from_millis(500);
-                        loop {
-                            tokio::select! {
-                                () = cancel.cancelled() => {
-                                    cache.set_listening(false);
-                                    return;
-                                }
-                                note = listener.recv() => match note {
-                                    Ok(note) => cache.forget(note.payload()),
-                                    Err(err) => {
-                                        tracing::warn!(error = %err, "account LISTEN connection lost; reading accounts from the database");
-                                        break;
-                                    }
-                                },
-                            }
-                        }
-                        cache.set_listening(false);
-                    }
-                    Err(err) => tracing::warn!(error = %err, "account LISTEN failed"),
-                },
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot open the account LISTEN connection")
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(30));
-        }
+        crate::listen::listen(
+            self.url(),
+            CHANNEL,
+            &cancel,
+            |id| cache.forget(id),
+            |up| cache.set_listening(up),
+        )
+        .await;
     }
 }
 

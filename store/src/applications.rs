@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use longin_crds::Application;
 use longin_crds::application::{
-    ApplicationSpec, ApplicationStatus, ObjectMeta, PREVIOUS_REPLICAS_ANNOTATION, Phase,
+    ApplicationSpec, ApplicationStatus, PREVIOUS_REPLICAS_ANNOTATION, Phase,
     RESTARTED_AT_ANNOTATION,
 };
-use longin_crds::{API_VERSION, Application};
 
 use crate::quotas::Quota;
 use crate::secrets::{Sealer, open_spec, seal_spec};
@@ -37,7 +37,7 @@ pub struct ApplicationRecord {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
-    /// With secret values in clear: redact before showing it.
+    /// With secret values in clear: the API redacts them (`api::resource`).
     pub spec: ApplicationSpec,
     pub status: ApplicationStatus,
     pub generation: i64,
@@ -45,30 +45,6 @@ pub struct ApplicationRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub deletion_timestamp: Option<i64>,
-}
-
-impl ApplicationRecord {
-    /// The resource as the API shows it: server metadata filled in, secrets redacted.
-    #[must_use]
-    pub fn to_resource(&self) -> Application {
-        Application {
-            api_version: API_VERSION.to_owned(),
-            kind: longin_crds::application::KIND.to_owned(),
-            metadata: ObjectMeta {
-                name: self.name.clone(),
-                labels: self.labels.clone(),
-                annotations: self.annotations.clone(),
-                owner: Some(self.owner_username.clone()),
-                uid: Some(self.id.clone()),
-                generation: Some(self.generation),
-                resource_version: Some(self.resource_version.to_string()),
-                creation_timestamp: Some(rfc3339(self.created_at)),
-                deletion_timestamp: self.deletion_timestamp.map(rfc3339),
-            },
-            spec: self.spec.redacted(),
-            status: Some(self.status.clone()),
-        }
-    }
 }
 
 /// What an apply did to one resource.

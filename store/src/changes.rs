@@ -4,8 +4,6 @@
 //! process (`longin api` + `longin controller`) forwards what it hears with LISTEN into
 //! its own feed. A missed message only costs latency: the controller also resyncs.
 
-use std::time::Duration;
-
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -73,35 +71,13 @@ impl Store {
         if self.backend() != Backend::Postgres {
             return;
         }
-        let mut wait = Duration::from_millis(500);
-        loop {
-            match sqlx::postgres::PgListener::connect(self.url()).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => {
-                        tracing::info!(channel = CHANNEL, "listening for application changes");
-                        wait = Duration::from_millis(500);
-                        loop {
-                            tokio::select! {
-                                () = cancel.cancelled() => return,
-                                note = listener.recv() => match note {
-                                    Ok(note) => self.changes().publish(note.payload()),
-                                    Err(err) => {
-                                        tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
-                                        break;
-                                    }
-                                },
-                            }
-                        }
-                    }
-                    Err(err) => tracing::warn!(error = %err, "LISTEN failed"),
-                },
-                Err(err) => tracing::warn!(error = %err, "cannot open the LISTEN connection"),
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(Duration::from_secs(30));
-        }
+        crate::listen::listen(
+            self.url(),
+            CHANNEL,
+            &cancel,
+            |id| self.changes().publish(id),
+            |_| {},
+        )
+        .await;
     }
 }

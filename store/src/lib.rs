@@ -19,6 +19,7 @@ pub mod containers;
 mod db;
 mod error;
 pub mod leases;
+mod listen;
 pub mod networks;
 pub mod port_pool;
 pub mod quotas;
