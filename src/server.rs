@@ -92,27 +92,7 @@ impl Server {
         // lets a restart lead at once and lets it answer reads from memory. Several
         // processes need PostgreSQL (`api` processes on it may share a data dir for
         // the JWT secret).
-        let sqlite_dir = args.store.sqlite_dir();
-        let data_dir_lock = match (&sqlite_dir, role) {
-            (Some(dir), _) => crate::data_dir::lock(dir)?,
-            (None, Role::All) => crate::data_dir::lock(&args.store.data_dir)?,
-            (None, Role::ApiOnly) => None,
-        };
-        let sole_writer = sqlite_dir.is_some() && data_dir_lock.is_some();
-        if let (Some(dir), false) = (&sqlite_dir, sole_writer) {
-            anyhow::bail!(
-                "the SQLite database in {} is in use by another longin process (it holds {}); give this one its own --data-dir, or use PostgreSQL (--database-url) to run several",
-                dir.display(),
-                crate::data_dir::LOCK_FILE
-            );
-        }
-        if role == Role::All && data_dir_lock.is_none() {
-            anyhow::bail!(
-                "data dir {} is in use by another longin process (it holds {}); give this one its own --data-dir",
-                args.store.data_dir.display(),
-                crate::data_dir::LOCK_FILE
-            );
-        }
+        let (data_dir_lock, sole_writer) = lock_data_dir(args, role)?;
         let mut controller = args.controller_config();
         // Nobody else can be acting on a SQLite store whose directory this process
         // holds: a restart after a crash leads at once.
@@ -130,33 +110,7 @@ impl Server {
         let secret = secret::load_or_create(args.jwt_secret.as_deref(), &args.store.data_dir)
             .context("loading the JWT signing secret")?;
 
-        let (refresh_tokens, login_failures, bus): (
-            Arc<dyn RefreshTokenStore>,
-            Arc<dyn FailureCounter>,
-            Bus,
-        ) = match &args.redis_url {
-            Some(url) => {
-                let (client, conn) = connect_redis(url).await?;
-                tracing::info!(prefix = %args.redis_prefix, "sessions, sign-in limits and live events in Redis");
-                (
-                    Arc::new(RedisRefreshTokens::new(
-                        conn.clone(),
-                        args.redis_prefix.clone(),
-                        config.refresh_token_lifetime,
-                    )),
-                    Arc::new(RedisFailureCounter::new(
-                        conn.clone(),
-                        args.redis_prefix.clone(),
-                    )),
-                    Bus::with_redis(client, conn, &args.redis_prefix),
-                )
-            }
-            None => (
-                Arc::new(SqlRefreshTokens::new(store.clone())),
-                Arc::new(MemoryFailureCounter::default()),
-                Bus::in_process(),
-            ),
-        };
+        let (refresh_tokens, login_failures, bus) = sessions(args, &store, &config).await?;
 
         let (audit, audit_writer) = AuditLog::new();
         let ctx = ApiContext {
@@ -225,66 +179,15 @@ impl Server {
         // and can still record its last requests.
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn({
-            let (store, interval, cancel) = (
-                ctx.store.clone(),
-                ctx.config.audit_flush_interval,
-                background.clone(),
-            );
-            async move {
-                audit_writer.run(store, interval, cancel).await;
-                "audit log writer"
-            }
-        });
-        tasks.spawn({
-            let (ctx, cancel) = (ctx.clone(), background.clone());
-            async move {
-                longin_api::retention::run(ctx, cancel).await;
-                "retention"
-            }
-        });
-        tasks.spawn({
-            let (store, cancel) = (ctx.store.clone(), background.clone());
-            async move {
-                store.follow_account_changes(cancel).await;
-                "account change listener"
-            }
-        });
-        tasks.spawn({
-            let (bus, cancel) = (ctx.bus.clone(), background.clone());
-            async move {
-                bus.run_redis_listener(cancel).await;
-                "event bus listener"
-            }
-        });
-        if let (Role::All, Some(every)) = (role, backups.backup_schedule.0) {
-            let schedule = crate::backup::Schedule {
-                every,
-                keep: Duration::from_secs(u64::from(backups.backup_retention_days) * 86_400),
-            };
-            tasks.spawn({
-                let (store, args, cancel) =
-                    (ctx.store.clone(), backups.store.clone(), background.clone());
-                async move {
-                    crate::backup::run_schedule(store, args, schedule, cancel).await;
-                    "backup schedule"
-                }
-            });
-        }
-        if role == Role::All {
-            tasks.spawn({
-                let (store, bus, cancel, config) = (
-                    ctx.store.clone(),
-                    ctx.bus.clone(),
-                    background.clone(),
-                    controller.clone(),
-                );
-                async move {
-                    longin_controller::run(store, bus, config, cancel).await;
-                    "controller"
-                }
-            });
-        }
+        spawn_background(
+            &mut tasks,
+            &ctx,
+            audit_writer,
+            role,
+            &controller,
+            &backups,
+            &background,
+        );
 
         let store = ctx.store.clone();
         let app = longin_api::app(ctx);
@@ -301,6 +204,142 @@ impl Server {
         }
         store.close().await;
         Ok(())
+    }
+}
+
+/// Locks the directory of a SQLite database (or the data dir of a whole server);
+/// returns the lock and whether this process is then the store's only writer.
+fn lock_data_dir(
+    args: &ServeArgs,
+    role: Role,
+) -> anyhow::Result<(Option<crate::data_dir::DataDirLock>, bool)> {
+    let sqlite_dir = args.store.sqlite_dir();
+    let data_dir_lock = match (&sqlite_dir, role) {
+        (Some(dir), _) => crate::data_dir::lock(dir)?,
+        (None, Role::All) => crate::data_dir::lock(&args.store.data_dir)?,
+        (None, Role::ApiOnly) => None,
+    };
+    let sole_writer = sqlite_dir.is_some() && data_dir_lock.is_some();
+    if let (Some(dir), false) = (&sqlite_dir, sole_writer) {
+        anyhow::bail!(
+            "the SQLite database in {} is in use by another longin process (it holds {}); give this one its own --data-dir, or use PostgreSQL (--database-url) to run several",
+            dir.display(),
+            crate::data_dir::LOCK_FILE
+        );
+    }
+    if role == Role::All && data_dir_lock.is_none() {
+        anyhow::bail!(
+            "data dir {} is in use by another longin process (it holds {}); give this one its own --data-dir",
+            args.store.data_dir.display(),
+            crate::data_dir::LOCK_FILE
+        );
+    }
+    Ok((data_dir_lock, sole_writer))
+}
+
+/// Where refresh tokens, sign-in failure counts and live events live: Redis when
+/// configured (several API processes share them), else the store and memory.
+async fn sessions(
+    args: &ServeArgs,
+    store: &Store,
+    config: &ApiConfig,
+) -> anyhow::Result<(Arc<dyn RefreshTokenStore>, Arc<dyn FailureCounter>, Bus)> {
+    Ok(match &args.redis_url {
+        Some(url) => {
+            let (client, conn) = connect_redis(url).await?;
+            tracing::info!(prefix = %args.redis_prefix, "sessions, sign-in limits and live events in Redis");
+            (
+                Arc::new(RedisRefreshTokens::new(
+                    conn.clone(),
+                    args.redis_prefix.clone(),
+                    config.refresh_token_lifetime,
+                )),
+                Arc::new(RedisFailureCounter::new(
+                    conn.clone(),
+                    args.redis_prefix.clone(),
+                )),
+                Bus::with_redis(client, conn, &args.redis_prefix),
+            )
+        }
+        None => (
+            Arc::new(SqlRefreshTokens::new(store.clone())),
+            Arc::new(MemoryFailureCounter::default()),
+            Bus::in_process(),
+        ),
+    })
+}
+
+/// The tasks that run beside the HTTP server until `background` fires: the audit
+/// writer, retention, the change listeners, and with the whole server the backup
+/// schedule and the controller.
+fn spawn_background(
+    tasks: &mut JoinSet<&'static str>,
+    ctx: &ApiContext,
+    audit_writer: AuditWriter,
+    role: Role,
+    controller: &ControllerConfig,
+    backups: &ServeArgs,
+    background: &CancellationToken,
+) {
+    tasks.spawn({
+        let (store, interval, cancel) = (
+            ctx.store.clone(),
+            ctx.config.audit_flush_interval,
+            background.clone(),
+        );
+        async move {
+            audit_writer.run(store, interval, cancel).await;
+            "audit log writer"
+        }
+    });
+    tasks.spawn({
+        let (ctx, cancel) = (ctx.clone(), background.clone());
+        async move {
+            longin_api::retention::run(ctx, cancel).await;
+            "retention"
+        }
+    });
+    tasks.spawn({
+        let (store, cancel) = (ctx.store.clone(), background.clone());
+        async move {
+            store.follow_account_changes(cancel).await;
+            "account change listener"
+        }
+    });
+    tasks.spawn({
+        let (bus, cancel) = (ctx.bus.clone(), background.clone());
+        async move {
+            bus.run_redis_listener(cancel).await;
+            "event bus listener"
+        }
+    });
+    if let (Role::All, Some(every)) = (role, backups.backup_schedule.0) {
+        let schedule = crate::backup::Schedule {
+            every,
+            keep: Duration::from_secs(u64::from(backups.backup_retention_days) * 86_400),
+        };
+        tasks.spawn({
+            let (store, args, cancel) =
+                (ctx.store.clone(), backups.store.clone(), background.clone());
+            async move {
+                crate::backup::run_schedule(store, args, schedule, cancel).await;
+                "backup schedule"
+            }
+        });
+    }
+    if role == Role::All {
+        tasks.spawn({
+            let (store, bus, cancel, config) = (
+                ctx.store.clone(),
+                ctx.bus.clone(),
+                background.clone(),
+                controller.clone(),
+            );
+            async move {
+                longin_controller::run(store, bus, config, cancel).await;
+                "controller"
+            }
+        });
     }
 }
 

@@ -51,29 +51,18 @@ fn json_rejection(rejection: &JsonRejection) -> AppError {
     }
 }
 
-/// `axum::extract::Query` with JSON errors.
-#[derive(Debug, Clone, Copy, Default)]
+/// `axum::extract::Query` with JSON errors (axum's derive: the rejection becomes an
+/// [`AppError`] through the `From` below).
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct AppQuery<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for AppQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(query_rejection(&rejection)),
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::BadRequest {
+            code: "invalid_query",
+            message: rejection.body_text(),
         }
-    }
-}
-
-fn query_rejection(rejection: &QueryRejection) -> AppError {
-    AppError::BadRequest {
-        code: "invalid_query",
-        message: rejection.body_text(),
     }
 }
 

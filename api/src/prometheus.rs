@@ -63,12 +63,18 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// The help text of every metric recorded through the facade (Prometheus' linter,
 /// `promtool check metrics`, wants one for each). Keep in step with the recording sites.
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!(
+    metrics::describe_gauge!(
         "longin_build_info",
         "Longin's version, as a label; always 1."
     );
-    // Controller.
+    describe_controller();
+    describe_collection();
+    describe_api();
+}
+
+/// The reconcile controller's metrics.
+fn describe_controller() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "longin_reconciles_total",
         "Reconciles by result (success, error, cancelled: a pull cut short by a stopping controller)."
@@ -155,7 +161,11 @@ fn describe() {
     );
     describe_counter!("longin_probes_total", "Health probes by result.");
     describe_gauge!("longin_probe_targets", "Containers being health-checked.");
-    // Stats collection and live events.
+}
+
+/// Stats collection and live events.
+fn describe_collection() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
         "longin_metrics_collection_duration_seconds",
         Unit::Seconds,
@@ -185,7 +195,11 @@ fn describe() {
         "longin_log_streams_open",
         "Engine log streams open, shared by every follower of a container."
     );
-    // API.
+}
+
+/// The API's metrics.
+fn describe_api() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
         "longin_http_request_duration_seconds",
         Unit::Seconds,
