@@ -223,7 +223,10 @@ mod tests {
         t.plan(&[listed("a", 0, 4, true)]);
         t.attached("a");
         t.ended("a", 7);
-        assert_eq!(ids(&t.plan(&[listed("a", 0, 0, true)])), [("a", Start::after(7))]);
+        assert_eq!(
+            ids(&t.plan(&[listed("a", 0, 0, true)])),
+            [("a", Start::after(7))]
+        );
     }
 
     #[test]

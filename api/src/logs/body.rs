@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::line::{LogLine, Stream};
-use crate::error::{AppError, FieldErrors};
 use super::sink::{Gone, LogSink, Output};
+use crate::error::{AppError, FieldErrors};
 
 /// Rendered lines waiting for a slow client: with the history's read-ahead, what one
 /// log request can hold in memory (a line is at most 16 KiB).
@@ -212,7 +212,10 @@ impl LogSink for BodySink {
                 self.format
                     .notice("end", reason, Some((container_id, replica))),
             ),
-            Output::AppGone => Some(self.format.notice("end", "the application was deleted", None)),
+            Output::AppGone => Some(
+                self.format
+                    .notice("end", "the application was deleted", None),
+            ),
         };
         match chunk {
             Some(chunk) => self.write(chunk).await,
@@ -290,9 +293,12 @@ mod tests {
     #[test]
     fn a_selection_names_each_bad_field() {
         let ok = Selection::parse(10, Some("2026-12-01T10:00:00.5Z"), Some("stderr")).unwrap();
-        assert_eq!(ok.since, Some(1_764_583_200_500_000_000));
+        assert_eq!(ok.since, Some(1_796_119_200_500_000_000));
         assert_eq!(ok.only, Some(Stream::Stderr));
-        assert_eq!(Selection::parse(0, Some("60"), None).unwrap().since, Some(60_000_000_000));
+        assert_eq!(
+            Selection::parse(0, Some("60"), None).unwrap().since,
+            Some(60_000_000_000)
+        );
         let Err(AppError::Validation(fields)) =
             Selection::parse(MAX_TAIL + 1, Some("yesterday"), Some("both"))
         else {
@@ -307,7 +313,10 @@ mod tests {
     #[test]
     fn text_lines_are_prefixed_filtered_and_stamped_as_asked() {
         let f = format(false);
-        assert_eq!(f.render(&line(Stream::Stdout), Some(2)).unwrap(), "[r2] hi\n");
+        assert_eq!(
+            f.render(&line(Stream::Stdout), Some(2)).unwrap(),
+            "[r2] hi\n"
+        );
         assert_eq!(f.render(&line(Stream::Stdout), None).unwrap(), "hi\n");
         let stamped = Format {
             timestamps: true,

@@ -224,7 +224,10 @@ impl AppFollower {
         tracker.plan(&listing);
         let now = now_ns();
         let mut initial = Vec::new();
-        for c in listing.iter().filter(|c| replica.is_none_or(|r| r == c.replica)) {
+        for c in listing
+            .iter()
+            .filter(|c| replica.is_none_or(|r| r == c.replica))
+        {
             let live = hub.follow(&c.docker_id).await?;
             tracker.attached(&c.docker_id);
             initial.push(ContainerLogs {

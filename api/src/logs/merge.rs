@@ -25,8 +25,8 @@ pub struct Source {
 pub async fn merge_histories<S: LogSink>(mut sources: Vec<Source>, sink: &S) -> Result<(), Gone> {
     let mut heads: Vec<Option<LogLine>> = (0..sources.len()).map(|_| None).collect();
     let mut order = BinaryHeap::new();
-    for i in 0..sources.len() {
-        refill(&mut sources[i], i, &mut heads, &mut order, sink).await?;
+    for (i, source) in sources.iter_mut().enumerate() {
+        refill(source, i, &mut heads, &mut order, sink).await?;
     }
     while let Some(Reverse((_, i))) = order.pop() {
         if let Some(line) = heads[i].take() {
