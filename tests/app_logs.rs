@@ -146,6 +146,8 @@ async fn an_apps_logs_merge_its_replicas_in_time_order_and_filter_as_asked() {
     let other = app.register("stranger").await;
     let (status, _) = error_code(app_logs(&app, &other.access_token, "duet", "").await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = error_code(app_logs(&app, "not-a-token", "duet", "").await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) =
         error_code(app_logs(&app, token, "duet", "?tail=10001&since=soon&stream=both").await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -251,5 +253,43 @@ async fn a_followed_app_goes_on_across_a_restart_and_a_rollout_with_every_line_o
         .collect();
     assert_eq!(unique.len(), lines.len(), "a line came twice: {seen:?}");
     drop(res);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_route_is_in_the_openapi_document_with_every_status_it_answers() {
+    let app = common::spawn_app().await;
+    let doc: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let op = &doc["paths"]["/api/applications/{name}/logs"]["get"];
+    let statuses: Vec<&str> = op["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("documented: {op}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(statuses, ["200", "400", "401", "403", "404", "429", "503"]);
+    let params: HashSet<&str> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "name",
+        "owner",
+        "tail",
+        "since",
+        "follow",
+        "replica",
+        "timestamps",
+        "stream",
+    ] {
+        assert!(params.contains(name), "{name}: {op}");
+    }
     app.stop().await;
 }

@@ -116,6 +116,7 @@ fn selected(
         (status = 200, description = "text/plain or application/x-ndjson", body = String,
             headers(("longin-replicas" = u32, description = "How many replicas' containers the lines come from at the start"))),
         (status = 400, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 401, description = "No access token, or not a valid one", body = ErrorBody),
         (status = 403, description = "`owner` given by someone not an admin", body = ErrorBody),
         (status = 404, description = "No such application of this owner, or no such replica", body = ErrorBody),
         (status = 429, description = "The user has the most log streams open at once already", body = ErrorBody),
