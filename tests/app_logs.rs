@@ -234,6 +234,12 @@ async fn a_followed_app_goes_on_across_a_restart_and_a_rollout_with_every_line_o
     )
     .await;
     assert!(seen.iter().any(|l| l["type"] == "end"), "{seen:?}");
+    let again = seen.iter().rfind(|l| l["line"] == "born").unwrap();
+    assert_eq!(
+        again["containerId"],
+        first_id.as_str(),
+        "the same container"
+    );
 
     // A rollout: the new container's lines from its first.
     apply(&app, token, &script("renewed")).await;
