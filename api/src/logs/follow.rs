@@ -338,3 +338,96 @@ fn attached(attach: Attach, live: broadcast::Receiver<LogEvent>) -> ContainerLog
         live: Some(live),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::logs::Stream;
+    use crate::logs::sink::testing::Recorder;
+
+    fn line(text: &str, at_ns: i64) -> LogLine {
+        LogLine {
+            container_id: "c1".to_owned(),
+            stream: Stream::Stdout,
+            line: text.to_owned(),
+            timestamp: String::new(),
+            at_ns,
+        }
+    }
+
+    /// A container with history `h`, and a live stream that already carries `live`.
+    fn container(h: &[(&str, i64)], live: Vec<LogEvent>, start: Start) -> ContainerLogs {
+        let (htx, hrx) = mpsc::channel(16);
+        for (text, at) in h {
+            htx.try_send(Ok(line(text, *at))).unwrap();
+        }
+        let (ltx, lrx) = broadcast::channel(16);
+        for event in live {
+            ltx.send(event).unwrap();
+        }
+        ContainerLogs {
+            docker_id: "c1".to_owned(),
+            replica: Some(0),
+            start,
+            history: Some(History::from_channel(hrx, start.since_ns)),
+            live: Some(lrx),
+        }
+    }
+
+    fn live(text: &str, at_ns: i64) -> LogEvent {
+        LogEvent::Line(Arc::new(line(text, at_ns)))
+    }
+
+    #[tokio::test]
+    async fn history_then_only_newer_live_lines_then_the_end() {
+        let sink = Recorder::default();
+        let c = container(
+            &[("a", 1), ("b", 2)],
+            vec![
+                live("a", 1),
+                live("b", 2),
+                live("c", 3),
+                LogEvent::End("stopped".into()),
+            ],
+            Start::at_subscription(10, None, 5),
+        );
+        let stopped = follow_container(LogHub::default(), c, sink.clone()).await;
+        assert_eq!(sink.seen(), ["0:a", "0:b", "0:c", "end c1"]);
+        assert_eq!((stopped.last_seen_ns, stopped.client_gone), (3, false));
+    }
+
+    #[tokio::test]
+    async fn without_history_only_lines_after_the_subscription() {
+        let sink = Recorder::default();
+        let c = container(
+            &[],
+            vec![
+                live("old", 4),
+                live("new", 6),
+                LogEvent::End("stopped".into()),
+            ],
+            Start::at_subscription(0, None, 5),
+        );
+        follow_container(LogHub::default(), c, sink.clone()).await;
+        assert_eq!(sink.seen(), ["0:new", "end c1"]);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_container_goes_on_after_the_last_line_sent() {
+        let sink = Recorder::default();
+        // The engine's `since` is whole seconds: it hands back lines already sent.
+        let c = container(
+            &[("sent", 7), ("after", 8)],
+            vec![
+                live("after", 8),
+                live("later", 9),
+                LogEvent::End("stopped".into()),
+            ],
+            Start::after(7),
+        );
+        follow_container(LogHub::default(), c, sink.clone()).await;
+        assert_eq!(sink.seen(), ["0:after", "0:later", "end c1"]);
+    }
+}

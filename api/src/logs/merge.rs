@@ -69,35 +69,11 @@ async fn refill<S: LogSink>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tokio::sync::mpsc;
 
     use super::*;
     use crate::logs::Stream;
-
-    /// Records what it is sent as `replica:line`.
-    #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<String>>>);
-
-    impl LogSink for Recorder {
-        async fn send(&self, output: Output<'_>) -> Result<(), Gone> {
-            let text = match output {
-                Output::History { line, replica } | Output::Live { line, replica } => {
-                    format!("{}:{}", replica.unwrap_or(-1), line.line)
-                }
-                Output::End { container_id, .. } => format!("end {container_id}"),
-                Output::Lagged(n) => format!("lagged {n}"),
-                Output::AppGone => "gone".to_owned(),
-            };
-            self.0.lock().unwrap().push(text);
-            Ok(())
-        }
-
-        async fn closed(&self) {
-            std::future::pending().await
-        }
-    }
+    use crate::logs::sink::testing::Recorder;
 
     fn line(text: &str, at_ns: i64) -> LogLine {
         LogLine {
@@ -136,7 +112,7 @@ mod tests {
         ];
         merge_histories(sources, &sink).await.unwrap();
         assert_eq!(
-            *sink.0.lock().unwrap(),
+            sink.seen(),
             ["0:a", "1:b", "0:c", "1:d", "0:e", "0:f", "1:g", "1:h"]
         );
     }
@@ -159,6 +135,6 @@ mod tests {
         };
         let sources = vec![source(0, vec![("old", 1), ("new", 3)], Some(2)), failing];
         merge_histories(sources, &sink).await.unwrap();
-        assert_eq!(*sink.0.lock().unwrap(), ["1:x", "end bad", "0:new"]);
+        assert_eq!(sink.seen(), ["1:x", "end bad", "0:new"]);
     }
 }

@@ -49,3 +49,40 @@ pub trait LogSink: Clone + Send + Sync + 'static {
     /// (or of a filtered stream) does not outlive it.
     fn closed(&self) -> impl Future<Output = ()> + Send;
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Gone, LogSink, Output};
+
+    /// A sink that records what it is sent as `replica:line` (`-1:` without a
+    /// replica), `end ID`, `lagged N`, `gone`.
+    #[derive(Clone, Default)]
+    pub struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Recorder {
+        pub fn seen(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl LogSink for Recorder {
+        async fn send(&self, output: Output<'_>) -> Result<(), Gone> {
+            let text = match output {
+                Output::History { line, replica } | Output::Live { line, replica } => {
+                    format!("{}:{}", replica.unwrap_or(-1), line.line)
+                }
+                Output::End { container_id, .. } => format!("end {container_id}"),
+                Output::Lagged(n) => format!("lagged {n}"),
+                Output::AppGone => "gone".to_owned(),
+            };
+            self.0.lock().unwrap().push(text);
+            Ok(())
+        }
+
+        async fn closed(&self) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
