@@ -1,15 +1,11 @@
 //! `/api/containers`: the caller's containers across applications, one container, and
 //! its logs (recent lines, or followed as they come).
 
-use std::convert::Infallible;
-
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use longin_store::containers::OwnedContainer;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,9 +14,11 @@ use crate::applications::{ContainerView, owner_id};
 use crate::audit::RequestAudit;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
-use crate::error::{AppError, ErrorBody, FieldErrors};
+use crate::error::{AppError, ErrorBody};
 use crate::extract::AppQuery;
-use crate::logs::{LogError, LogEvent, LogLine, Stream};
+use crate::logs::attach::Start;
+use crate::logs::body::{self, Format, Selection, wants_ndjson};
+use crate::logs::{ContainerLogs, History, LogError, follow, follow_container};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -130,10 +128,6 @@ async fn get_one(
     ))
 }
 
-/// Most lines `tail` may ask for: history is read whole before it is sent, and an
-/// engine line can be 16 KiB.
-const MAX_TAIL: usize = 10_000;
-
 /// Which lines, and how.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(default)]
@@ -159,39 +153,6 @@ impl Default for LogsQuery {
             timestamps: false,
             follow: false,
             stream: None,
-        }
-    }
-}
-
-/// How lines are written.
-#[derive(Debug, Clone, Copy)]
-struct Format {
-    ndjson: bool,
-    timestamps: bool,
-    only: Option<Stream>,
-}
-
-impl Format {
-    fn render(self, line: &LogLine) -> Option<String> {
-        if self.only.is_some_and(|s| s != line.stream) {
-            return None;
-        }
-        Some(if self.ndjson {
-            let mut json = serde_json::to_string(line).unwrap_or_default();
-            json.push('\n');
-            json
-        } else if self.timestamps {
-            format!("{} {}\n", line.timestamp, line.line)
-        } else {
-            format!("{}\n", line.line)
-        })
-    }
-
-    fn notice(self, kind: &str, text: &str) -> String {
-        if self.ndjson {
-            format!("{}\n", serde_json::json!({"type": kind, "message": text}))
-        } else {
-            format!("[longin: {text}]\n")
         }
     }
 }
@@ -229,39 +190,18 @@ async fn logs(
     headers: HeaderMap,
     audit: Option<axum::Extension<RequestAudit>>,
 ) -> Result<Response, AppError> {
-    let mut errors = FieldErrors::new();
-    if query.tail > MAX_TAIL {
-        errors.insert("tail".to_owned(), format!("at most {MAX_TAIL}"));
-    }
-    let since = query
-        .since
-        .as_deref()
-        .and_then(|s| crate::usage::instant("since", s, &mut errors))
-        .map(|ms| ms.div_euclid(1000));
-    let only = match query.stream.as_deref() {
-        None => None,
-        Some("stdout") => Some(Stream::Stdout),
-        Some("stderr") => Some(Stream::Stderr),
-        Some(_) => {
-            errors.insert("stream".to_owned(), "stdout or stderr".to_owned());
-            None
-        }
-    };
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
+    let Selection { since, only } =
+        Selection::parse(query.tail, query.since.as_deref(), query.stream.as_deref())?;
     let c = visible_container(&ctx, &user, &id, audit.as_deref()).await?;
     let docker_id = c
         .container
         .docker_id
         .ok_or_else(|| AppError::NotFound(format!("container {id} has not been created yet")))?;
     let format = Format {
-        ndjson: headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/x-ndjson")),
+        ndjson: wants_ndjson(&headers),
         timestamps: query.timestamps,
         only,
+        replica_prefix: false,
     };
     let permit = ctx
         .logs
@@ -270,8 +210,8 @@ async fn logs(
             retry_after_secs: 1,
         })?;
     // Subscribed before the history is read: nothing falls between the two.
-    let subscribed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MIN);
-    let follower = if query.follow {
+    let start = Start::at_subscription(query.tail, since, follow::now_ns());
+    let live = if query.follow {
         Some(
             ctx.logs
                 .follow(&docker_id)
@@ -281,122 +221,28 @@ async fn logs(
     } else {
         None
     };
-    let mut history = ctx
-        .logs
-        .history(&docker_id, Some(query.tail), since)
+    let mut history = History::open(&ctx.logs, &docker_id, query.tail, since)
         .await
         .map_err(|e| log_error(e, &id))?;
     // The first line (or the error) decides the status; the rest streams after it.
-    let first = history
-        .recv()
-        .await
-        .transpose()
-        .map_err(|e| log_error(e, &id))?;
-    let content_type = if format.ndjson {
-        "application/x-ndjson"
-    } else {
-        "text/plain; charset=utf-8"
+    if let Some(Err(_)) = history.peek().await
+        && let Some(Err(err)) = history.next().await
+    {
+        return Err(log_error(err, &id));
+    }
+    let (sink, response) = body::streaming(format);
+    let hub = ctx.logs.clone();
+    let logs = ContainerLogs {
+        docker_id,
+        replica: None,
+        start,
+        history: Some(history),
+        live,
     };
-    let (tx, rx) = mpsc::channel::<String>(CHUNKS_AHEAD);
-    tokio::spawn(forward(
-        History {
-            first,
-            rest: history,
-        },
-        follower,
-        tx,
-        subscribed_at,
-        format,
-        permit,
-    ));
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
-    }));
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    tokio::spawn(async move {
+        // The user's stream permit is held until the body ends.
+        let _permit = permit;
+        follow_container(hub, logs, sink).await;
+    });
     Ok(response)
-}
-
-/// Rendered lines waiting for a slow client: with the history's read-ahead, what one
-/// log request can hold in memory (a line is at most 16 KiB).
-const CHUNKS_AHEAD: usize = 16;
-
-/// A container's history as it is read: the first line, then the rest.
-struct History {
-    first: Option<LogLine>,
-    rest: mpsc::Receiver<Result<LogLine, crate::logs::LogError>>,
-}
-
-/// Writes the history, then (when following) the followed lines newer than it, until
-/// the stream ends or the client goes away (dropping the subscription, which closes an
-/// unshared stream). Holds the user's stream permit all along.
-async fn forward(
-    mut history: History,
-    follower: Option<broadcast::Receiver<LogEvent>>,
-    tx: mpsc::Sender<String>,
-    subscribed_at: i64,
-    format: Format,
-    _permit: crate::logs::StreamPermit,
-) {
-    // Without history, only lines from now on (the shared stream starts at a whole
-    // second, so it can carry a few older ones).
-    let mut last_seen = subscribed_at;
-    let mut next = history.first.take().map(Ok);
-    loop {
-        let line = match next.take() {
-            Some(line) => line,
-            None => match history.rest.recv().await {
-                Some(line) => line,
-                None => break,
-            },
-        };
-        let chunk = match line {
-            Ok(line) => {
-                last_seen = line.at_ns;
-                format.render(&line)
-            }
-            Err(err) => {
-                let _ = tx.send(format.notice("end", &err.to_string())).await;
-                return;
-            }
-        };
-        if let Some(chunk) = chunk
-            && tx.send(chunk).await.is_err()
-        {
-            return;
-        }
-    }
-    let Some(mut follower) = follower else {
-        return;
-    };
-    loop {
-        // The client leaving is noticed even while no line passes: a quiet container
-        // or a filtered stream must not keep the task and the engine stream alive.
-        let received = tokio::select! {
-            () = tx.closed() => return,
-            received = follower.recv() => received,
-        };
-        let chunk = match received {
-            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => format.render(&line),
-            Ok(LogEvent::Line(_)) => None,
-            Ok(LogEvent::End(why)) => {
-                let _ = tx.send(format.notice("end", &why)).await;
-                return;
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(format.notice(
-                "lagged",
-                &format!("{n} lines dropped: the client fell behind"),
-            )),
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if let Some(chunk) = chunk
-            && tx.send(chunk).await.is_err()
-        {
-            return;
-        }
-    }
 }

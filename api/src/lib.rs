@@ -2,6 +2,7 @@
 //! audit log and a generated OpenAPI document.
 
 pub mod admin;
+pub mod app_logs;
 pub mod applications;
 pub mod audit;
 pub mod auth;
@@ -78,6 +79,7 @@ fn routes() -> OpenApiRouter<ApiContext> {
         .merge(applications::router())
         .merge(usage::router())
         .merge(containers::router())
+        .merge(app_logs::router())
         .merge(health::router())
 }
 

@@ -101,13 +101,16 @@ pub struct MetricsPoint {
     pub containers: f64,
 }
 
-/// One object of a container's NDJSON log stream: a line of output, or a notice
-/// (`type` `lagged` or `end`, with a `message`).
+/// One object of an NDJSON log stream: a line of output, or a notice (`type`
+/// `lagged` or `end`, with a `message`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LogEvent {
     /// `lagged` or `end` for a notice; absent for a line.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// The replica whose container printed it (an application's logs).
+    #[serde(default)]
+    pub replica: Option<i64>,
     /// `stdout` or `stderr`.
     #[serde(default)]
     pub stream: String,

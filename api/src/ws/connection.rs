@@ -7,16 +7,16 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use longin_store::bus::Event;
-use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::outbox::Outbox;
-use super::protocol::{self, ClientMessage, Topic};
+use super::outbox::{IntoText, Outbox};
+use super::protocol::{self, ClientMessage, ServerMessage, Topic};
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::AppError;
-use crate::logs::LogEvent;
+use crate::logs::attach::Start;
+use crate::logs::{AppFollower, ContainerLogs, follow, follow_container};
 
 /// Which stream a connection serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,8 @@ const LOG_QUEUE: usize = 512;
 const DEFAULT_TAIL: usize = 100;
 const MAX_TAIL: usize = 1_000;
 
-fn text(value: &Value) -> Message {
-    Message::Text(value.to_string().into())
+fn text(message: ServerMessage<'_>) -> Message {
+    Message::Text(message.into_text().into())
 }
 
 /// Serves one client until it leaves or the connection fails.
@@ -72,12 +72,12 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
     let user = match authenticate(&ctx, &mut stream, kind).await {
         Ok(user) => user,
         Err(reply) => {
-            let _ = written(sink.send(text(&reply))).await;
+            let _ = written(sink.send(text(reply))).await;
             let _ = written(sink.close()).await;
             return;
         }
     };
-    if !written(sink.send(text(&protocol::ready()))).await {
+    if !written(sink.send(text(ServerMessage::Ready))).await {
         return;
     }
     metrics::gauge!("longin_ws_connections", "stream" => kind.as_str()).increment(1.0);
@@ -94,7 +94,7 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
                     break 'serve;
                 }
                 if let Err(reply) = session.still_allowed().await {
-                    let _ = written(sink.send(text(&reply))).await;
+                    let _ = written(sink.send(text(reply))).await;
                     let _ = written(sink.close()).await;
                     break 'serve;
                 }
@@ -108,7 +108,7 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, kind: Kind) {
                 }
                 match incoming {
                     Some(Ok(Message::Text(t))) => session.handle(&t).await,
-                    Some(Ok(Message::Binary(_))) => session.outbox.push_always(protocol::error("bad_request", "send text (JSON) messages")),
+                    Some(Ok(Message::Binary(_))) => session.outbox.push_always(ServerMessage::error("bad_request", "send text (JSON) messages")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break 'serve,
                 }
@@ -139,8 +139,8 @@ async fn authenticate(
     ctx: &ApiContext,
     stream: &mut futures::stream::SplitStream<WebSocket>,
     kind: Kind,
-) -> Result<AuthUser, Value> {
-    let unauthorized = |message: &str| protocol::error("unauthorized", message);
+) -> Result<AuthUser, ServerMessage<'static>> {
+    let unauthorized = |message: String| ServerMessage::error("unauthorized", message);
     let first = tokio::time::timeout(AUTH_TIMEOUT, async {
         loop {
             match stream.next().await {
@@ -152,26 +152,28 @@ async fn authenticate(
     })
     .await;
     let Ok(Some(first)) = first else {
-        return Err(unauthorized(
+        return Err(ServerMessage::error(
+            "unauthorized",
             "authenticate first: {\"type\":\"auth\",\"token\":\"<access token>\"} within 10 s",
         ));
     };
     let Ok(ClientMessage::Auth { token }) = protocol::parse(&first) else {
-        return Err(unauthorized(
+        return Err(ServerMessage::error(
+            "unauthorized",
             "the first message must be {\"type\":\"auth\",\"token\":\"<access token>\"}",
         ));
     };
     let user = AuthUser::from_token(ctx, &token, None)
         .await
         .map_err(|err| match err {
-            AppError::Unauthorized(message) => unauthorized(&message),
+            AppError::Unauthorized(message) => unauthorized(message),
             other => {
                 tracing::warn!(error = %other, "websocket authentication failed");
-                protocol::error("internal", "could not check the token; try again")
+                ServerMessage::error("internal", "could not check the token; try again")
             }
         })?;
     if kind == Kind::Admin && !user.is_admin() {
-        return Err(protocol::error(
+        return Err(ServerMessage::error(
             "forbidden",
             "the admin stream is for admins only",
         ));
@@ -187,8 +189,8 @@ struct Session {
     outbox: Arc<Outbox>,
     /// Metrics: the app ids followed (read by the bus task).
     apps: Arc<Mutex<HashSet<String>>>,
-    /// Logs: the tasks following each subscription.
-    followers: HashMap<String, Vec<JoinHandle<()>>>,
+    /// Logs: the task following each subscription (an app's runs its containers').
+    followers: HashMap<String, JoinHandle<()>>,
     bus_task: Option<JoinHandle<()>>,
 }
 
@@ -224,7 +226,7 @@ impl Session {
         if let Some(task) = self.bus_task.take() {
             task.abort();
         }
-        for task in self.followers.drain().flat_map(|(_, tasks)| tasks) {
+        for (_, task) in self.followers.drain() {
             task.abort();
         }
     }
@@ -233,19 +235,22 @@ impl Session {
     /// is enabled, and one that signed in as an admin still is (its subscriptions may
     /// be to other users' apps, on any stream). A store error keeps it (the next check
     /// decides).
-    async fn still_allowed(&self) -> Result<(), Value> {
+    async fn still_allowed(&self) -> Result<(), ServerMessage<'static>> {
         match self.ctx.store.user_by_id(&self.user.id).await {
             Ok(user) if user.disabled => {
-                Err(protocol::error("unauthorized", "account is disabled"))
+                Err(ServerMessage::error("unauthorized", "account is disabled"))
             }
             Ok(user)
                 if (self.kind == Kind::Admin || self.user.is_admin())
                     && user.role != longin_store::users::Role::Admin =>
             {
-                Err(protocol::error("forbidden", "the admin role was withdrawn"))
+                Err(ServerMessage::error(
+                    "forbidden",
+                    "the admin role was withdrawn",
+                ))
             }
             Ok(_) => Ok(()),
-            Err(longin_store::StoreError::NotFound) => Err(protocol::error(
+            Err(longin_store::StoreError::NotFound) => Err(ServerMessage::error(
                 "unauthorized",
                 "the account no longer exists",
             )),
@@ -257,7 +262,7 @@ impl Session {
     }
 
     fn reply_error(&self, code: &str, message: &str) {
-        self.outbox.push_always(protocol::error(code, message));
+        self.outbox.push_always(ServerMessage::error(code, message));
     }
 
     async fn handle(&mut self, text: &str) {
@@ -266,7 +271,7 @@ impl Session {
             Err(why) => return self.reply_error("bad_request", &why),
         };
         match message {
-            ClientMessage::Ping => self.outbox.push_always(protocol::pong()),
+            ClientMessage::Ping => self.outbox.push_always(ServerMessage::Pong),
             ClientMessage::Auth { .. } => self.reply_error("bad_request", "already authenticated"),
             ClientMessage::Subscribe { .. } | ClientMessage::Unsubscribe { .. }
                 if self.kind == Kind::Admin =>
@@ -336,12 +341,10 @@ impl Session {
             (Topic::App(name), _) => Some(format!("app:{name}")),
             (Topic::Container(id), _) => Some(format!("container:{id}")),
         };
-        if let Some(key) = key {
-            for task in self.followers.remove(&key).into_iter().flatten() {
-                task.abort();
-            }
+        if let Some(task) = key.and_then(|key| self.followers.remove(&key)) {
+            task.abort();
         }
-        self.outbox.push_always(protocol::unsubscribed(topic));
+        self.outbox.push_always(ServerMessage::Unsubscribed(topic));
     }
 
     /// The caller's application `name`, or `owner/name` for admins.
@@ -363,7 +366,7 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(app.id.clone());
         self.outbox
-            .push_always(protocol::subscribed(&Topic::App(name.to_owned())));
+            .push_always(ServerMessage::Subscribed(&Topic::App(name.to_owned())));
         // Where it stands now, read after subscribing: a change published meanwhile is
         // either in this read or pending in the outbox already (and then kept).
         let status = match self.ctx.store.application_by_id(&app.id).await? {
@@ -372,7 +375,11 @@ impl Session {
         };
         self.outbox.put_if_absent(
             format!("status:{}", app.id),
-            status_message(&app.id, &app.name, &status),
+            ServerMessage::Status {
+                app_id: &app.id,
+                app: &app.name,
+                status: &status,
+            },
         );
         Ok(())
     }
@@ -385,83 +392,53 @@ impl Session {
             .ok_or(AppError::TooManyRequests {
                 retry_after_secs: 1,
             })?;
-        let mut app_id = None;
-        let (key, docker_ids) = match topic {
+        let unavailable = |e: crate::logs::LogError| AppError::Unavailable(e.to_string());
+        let sink = self.outbox.clone();
+        let hub = self.ctx.logs.clone();
+        // Built here, started once `subscribed` is queued: no line before it.
+        let (key, follow): (String, futures::future::BoxFuture<'static, ()>) = match topic {
             Topic::Container(id) => {
                 let c =
                     crate::containers::visible_container(&self.ctx, &self.user, id, None).await?;
                 let docker_id = c.container.docker_id.ok_or_else(|| {
                     AppError::NotFound(format!("container {id} has not been created yet"))
                 })?;
-                (format!("container:{id}"), vec![docker_id])
+                // Followed before history is read, so nothing falls between the two.
+                let start = Start::at_subscription(tail, None, follow::now_ns());
+                let live = hub.follow(&docker_id).await.map_err(unavailable)?;
+                let logs = ContainerLogs {
+                    docker_id,
+                    replica: None,
+                    start,
+                    history: None,
+                    live: Some(live),
+                };
+                (
+                    format!("container:{id}"),
+                    Box::pin(async move {
+                        follow_container(hub, logs, sink).await;
+                    }),
+                )
             }
             Topic::App(name) => {
                 let app = self.app(name).await?;
-                app_id = Some(app.id.clone());
-                let ids = self
-                    .ctx
-                    .store
-                    .application_containers(&app.id)
-                    .await?
-                    .into_iter()
-                    .filter_map(|c| c.docker_id)
-                    .collect();
-                (format!("app:{name}"), ids)
+                let containers = self.ctx.store.application_containers(&app.id).await?;
+                let store = self.ctx.store.clone();
+                let follower =
+                    AppFollower::start(hub, store, app.id, &containers, None, tail, None)
+                        .await
+                        .map_err(unavailable)?;
+                (format!("app:{name}"), Box::pin(follower.run(sink)))
             }
         };
-        // Followed before history is read, so nothing falls between the two.
-        let subscribed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MIN);
-        let mut followers = Vec::new();
-        for docker_id in &docker_ids {
-            let rx = self
-                .ctx
-                .logs
-                .follow(docker_id)
-                .await
-                .map_err(|e| AppError::Unavailable(e.to_string()))?;
-            followers.push((docker_id.clone(), rx));
-        }
-        self.outbox.push_always(protocol::subscribed(topic));
-        // Held by the subscription's tasks: the place goes back when they end.
-        let permit = Arc::new(permit);
-        let tasks: Vec<JoinHandle<()>> = match app_id {
-            // The app's supervisor runs these followers and those of containers to come.
-            Some(app_id) => {
-                let follow = follow_app(
-                    self.ctx.clone(),
-                    app_id,
-                    followers,
-                    subscribed_at,
-                    tail,
-                    self.outbox.clone(),
-                );
-                vec![tokio::spawn(async move {
-                    let _permit = permit;
-                    follow.await;
-                })]
-            }
-            None => followers
-                .into_iter()
-                .map(|(docker_id, rx)| {
-                    let follow = follow_logs(
-                        self.ctx.logs.clone(),
-                        docker_id,
-                        rx,
-                        subscribed_at,
-                        tail,
-                        None,
-                        self.outbox.clone(),
-                    );
-                    let permit = permit.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        follow.await;
-                    })
-                })
-                .collect(),
-        };
-        if let Some(old) = self.followers.insert(key, tasks) {
-            old.into_iter().for_each(|t| t.abort());
+        self.outbox.push_always(ServerMessage::Subscribed(topic));
+        let task = tokio::spawn(async move {
+            // Held by the subscription's task: the place goes back when it ends.
+            let _permit = permit;
+            follow.await;
+        });
+        if let Some(old) = self.followers.insert(key, task) {
+            old.abort();
         }
         Ok(())
     }
@@ -479,19 +456,6 @@ fn describe(err: &AppError) -> (&'static str, String) {
             ("internal", "the subscription failed; try again".to_owned())
         }
     }
-}
-
-fn status_message(
-    app_id: &str,
-    name: &str,
-    status: &longin_crds::application::ApplicationStatus,
-) -> Value {
-    let mut message = json!({"type": "status", "appId": app_id, "app": name});
-    if let (Some(m), Ok(Value::Object(s))) = (message.as_object_mut(), serde_json::to_value(status))
-    {
-        m.extend(s);
-    }
-    message
 }
 
 /// Copies bus events into the outbox: those of `apps` (every app when `None`, and then
@@ -523,202 +487,32 @@ async fn follow_bus(
                 timestamp,
             } if apps.is_some() && wanted(&app.app_id) => outbox.put_latest(
                 format!("metrics:{}", app.app_id),
-                json!({
-                    "type": "metrics",
-                    "appId": app.app_id,
-                    "app": app.name,
-                    "containerMetrics": containers,
-                    "aggregated": aggregated,
-                    "timestamp": timestamp,
-                }),
+                ServerMessage::Metrics {
+                    app_id: &app.app_id,
+                    app: &app.name,
+                    container_metrics: containers,
+                    aggregated,
+                    timestamp,
+                },
             ),
             Event::Status { app, status } if wanted(&app.app_id) => outbox.put_latest(
                 format!("status:{}", app.app_id),
-                status_message(&app.app_id, &app.name, status),
+                ServerMessage::Status {
+                    app_id: &app.app_id,
+                    app: &app.name,
+                    status,
+                },
             ),
             Event::ReconcileError {
                 app_id,
                 message,
                 timestamp,
-            } if apps.is_none() => outbox.push(json!({
-                "type": "reconcileError",
-                "appId": app_id,
-                "message": message,
-                "timestamp": timestamp,
-            })),
+            } if apps.is_none() => outbox.push(ServerMessage::ReconcileError {
+                app_id,
+                message,
+                timestamp,
+            }),
             _ => {}
-        }
-    }
-}
-
-/// How often an application's log subscription looks for new containers.
-const NEW_CONTAINERS_EVERY: Duration = Duration::from_secs(2);
-
-/// Follows an application's logs: its containers at subscription (`initial`, already
-/// subscribed at `subscribed_at`, from their last `tail` lines), then containers it
-/// gains (replacements, rollouts, scale-ups) from their first lines, and containers
-/// restarted in place (same id, more restarts) from where their previous follower
-/// stopped — as `heroku logs --tail` does. Stops when the application is gone. Its
-/// followers live in its own set: aborting it stops them too.
-async fn follow_app(
-    ctx: ApiContext,
-    app_id: String,
-    initial: Vec<(String, broadcast::Receiver<LogEvent>)>,
-    subscribed_at: i64,
-    tail: usize,
-    outbox: Arc<Outbox>,
-) {
-    let mut followers = tokio::task::JoinSet::new();
-    // Followed now: no need to look at them until they end.
-    let mut following: HashSet<String> = HashSet::new();
-    // Where each ended follower stopped (last line's time), and the container's restart
-    // count then: more restarts later mean it runs again.
-    let mut stopped: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut restarts: HashMap<String, i64> = HashMap::new();
-    for (docker_id, rx) in initial {
-        following.insert(docker_id.clone());
-        followers.spawn(follow_logs(
-            ctx.logs.clone(),
-            docker_id,
-            rx,
-            subscribed_at,
-            tail,
-            None,
-            outbox.clone(),
-        ));
-    }
-    let mut tick = tokio::time::interval(NEW_CONTAINERS_EVERY);
-    loop {
-        tick.tick().await;
-        while let Some(done) = followers.try_join_next() {
-            if let Ok((docker_id, last_seen)) = done {
-                following.remove(&docker_id);
-                let count = restarts.get(&docker_id).copied().unwrap_or(0);
-                stopped.insert(docker_id, (last_seen, count));
-            }
-        }
-        let containers = match ctx.store.application_containers(&app_id).await {
-            Ok(containers) => containers,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot list an application's containers for its log followers");
-                continue;
-            }
-        };
-        // A deleted app has no container rows left; only then is it worth asking
-        // whether the app itself is gone.
-        if containers.is_empty() {
-            match ctx.store.application_by_id(&app_id).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read an application for its log followers");
-                    continue;
-                }
-            }
-        }
-        let listed: HashSet<String> = containers
-            .iter()
-            .filter_map(|c| c.docker_id.clone())
-            .collect();
-        stopped.retain(|id, _| listed.contains(id));
-        for c in containers {
-            let Some(docker_id) = c.docker_id else {
-                continue;
-            };
-            restarts.insert(docker_id.clone(), c.restart_count);
-            if following.contains(&docker_id) {
-                continue;
-            }
-            let (from_ns, tail, since) = match stopped.get(&docker_id) {
-                // New: its first lines.
-                None => (i64::MIN, DEFAULT_TAIL, None),
-                // Running again after it stopped (its restart count moved: it also
-                // drops when the crash-loop window starts over): from where its
-                // follower stopped, or from its start if it had printed nothing.
-                Some(&(last_seen, count)) if c.restart_count != count && c.status == "running" => (
-                    last_seen,
-                    MAX_TAIL,
-                    (last_seen > i64::MIN).then(|| last_seen.div_euclid(1_000_000_000)),
-                ),
-                Some(_) => continue,
-            };
-            match ctx.logs.follow(&docker_id).await {
-                Ok(rx) => {
-                    following.insert(docker_id.clone());
-                    stopped.remove(&docker_id);
-                    followers.spawn(follow_logs(
-                        ctx.logs.clone(),
-                        docker_id,
-                        rx,
-                        from_ns,
-                        tail,
-                        since,
-                        outbox.clone(),
-                    ));
-                }
-                Err(err) => {
-                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
-                    // Said once: tried again only once it restarts.
-                    stopped.insert(docker_id, (from_ns, c.restart_count));
-                }
-            }
-        }
-    }
-}
-
-/// Sends a container's last `tail` lines (since `since`, Unix seconds), then its new
-/// lines, until its output ends.
-async fn follow_logs(
-    hub: crate::logs::LogHub,
-    docker_id: String,
-    mut rx: broadcast::Receiver<LogEvent>,
-    subscribed_at: i64,
-    tail: usize,
-    since: Option<i64>,
-    outbox: Arc<Outbox>,
-) -> (String, i64) {
-    // Without history, only lines from the subscription on (the shared stream starts
-    // at a whole second, so it can carry a few older ones).
-    let mut last_seen = subscribed_at;
-    if tail > 0 {
-        let mut history = match hub.history(&docker_id, Some(tail), since).await {
-            Ok(history) => history,
-            Err(err) => {
-                outbox.push_always(protocol::end(&docker_id, &err.to_string()));
-                return (docker_id, last_seen);
-            }
-        };
-        while let Some(line) = history.recv().await {
-            match line {
-                // From a point in time (a restart): only lines after the last one
-                // sent, as `since` has one-second resolution.
-                Ok(line) if since.is_some() && line.at_ns <= subscribed_at => {}
-                Ok(line) => {
-                    last_seen = line.at_ns;
-                    // All of it (the client asked for it), but no faster than the
-                    // client reads: history waits for room instead of piling up.
-                    outbox.push_when_room(line.to_ws_message()).await;
-                }
-                Err(err) => {
-                    outbox.push_always(protocol::end(&docker_id, &err.to_string()));
-                    return (docker_id, last_seen);
-                }
-            }
-        }
-    }
-    loop {
-        match rx.recv().await {
-            Ok(LogEvent::Line(line)) if line.at_ns > last_seen => {
-                last_seen = line.at_ns;
-                outbox.push(line.to_ws_message());
-            }
-            Ok(LogEvent::Line(_)) => {}
-            Ok(LogEvent::End(reason)) => {
-                outbox.push_always(protocol::end(&docker_id, &reason));
-                return (docker_id, last_seen);
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => outbox.add_dropped(n),
-            Err(broadcast::error::RecvError::Closed) => return (docker_id, last_seen),
         }
     }
 }

@@ -3,14 +3,15 @@
 //! and the bounded line queue drops what does not fit and says how much, in order.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
-use super::protocol;
+use super::protocol::ServerMessage;
+use crate::logs::{Gone, LogSink, Output};
 
-/// A message as it goes on the wire: built JSON, or text already serialized (the hot
-/// path of log lines skips building a JSON value).
+/// A message as it goes on the wire: a [`ServerMessage`], or text already serialized
+/// (the hot path of log lines skips building a message).
 pub trait IntoText {
     fn into_text(self) -> String;
 }
@@ -18,12 +19,6 @@ pub trait IntoText {
 impl IntoText for String {
     fn into_text(self) -> String {
         self
-    }
-}
-
-impl IntoText for serde_json::Value {
-    fn into_text(self) -> String {
-        self.to_string()
     }
 }
 
@@ -166,7 +161,7 @@ impl Outbox {
             .drain(..)
             .map(|item| match item {
                 Item::Message(value) => value,
-                Item::Dropped(n) => protocol::lagged(n).to_string(),
+                Item::Dropped(n) => ServerMessage::Lagged { dropped: n }.into_text(),
             })
             .collect();
         out.extend(state.latest.drain(..).map(|(_, v)| v));
@@ -185,6 +180,35 @@ impl Outbox {
             }
             notified.await;
         }
+    }
+}
+
+/// The outbox as the destination of log followers: history waits for room (the
+/// client asked for all of it), live lines drop for a slow client and are counted,
+/// ends are never lost. An application's end is not said: the subscription's own
+/// protocol has no message for it, and unsubscribing is the client's to do.
+impl LogSink for Arc<Outbox> {
+    async fn send(&self, output: Output<'_>) -> Result<(), Gone> {
+        match output {
+            Output::History { line, .. } => self.push_when_room(line.to_ws_message()).await,
+            Output::Live { line, .. } => self.push(line.to_ws_message()),
+            Output::Lagged(n) => self.add_dropped(n),
+            Output::End {
+                container_id,
+                reason,
+                ..
+            } => self.push_always(ServerMessage::End {
+                container_id,
+                reason,
+            }),
+            Output::AppGone => {}
+        }
+        Ok(())
+    }
+
+    async fn closed(&self) {
+        // The connection aborts its followers when the client leaves.
+        std::future::pending().await
     }
 }
 
@@ -234,7 +258,7 @@ mod tests {
             [
                 json!("l1").to_string(),
                 json!("l2").to_string(),
-                protocol::lagged(2).to_string(),
+                ServerMessage::Lagged { dropped: 2 }.into_text(),
                 json!("end").to_string(),
                 json!(2).to_string(),
                 json!(10).to_string()
@@ -269,6 +293,9 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         outbox.add_dropped(5);
-        assert_eq!(waiting.await.unwrap(), [protocol::lagged(5).to_string()]);
+        assert_eq!(
+            waiting.await.unwrap(),
+            [ServerMessage::Lagged { dropped: 5 }.into_text()]
+        );
     }
 }

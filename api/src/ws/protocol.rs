@@ -2,8 +2,13 @@
 //! `unsubscribe` / `ping`; every server message has a `type`. Pure: parsing and the
 //! shapes of what the server sends.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
+use longin_crds::application::ApplicationStatus;
+use longin_store::bus::{Aggregate, ContainerMetrics};
+use serde::{Deserialize, Serialize};
+
+use super::outbox::IntoText;
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -29,10 +34,12 @@ pub enum ClientMessage {
     Ping,
 }
 
-/// What a subscription is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a subscription is about; written as `{"app": …}` or `{"containerId": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Topic {
+    #[serde(rename = "app")]
     App(String),
+    #[serde(rename = "containerId")]
     Container(String),
 }
 
@@ -60,45 +67,73 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
     })
 }
 
-#[must_use]
-pub fn ready() -> Value {
-    json!({"type": "ready"})
+/// What the server sends, each with its `type`. Log lines are not here: they are
+/// written by [`LogLine::to_ws_message`](crate::logs::LogLine::to_ws_message), the
+/// hot path of a busy stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage<'a> {
+    /// Authenticated: subscriptions may follow.
+    Ready,
+    Pong,
+    Error {
+        code: &'a str,
+        message: Cow<'a, str>,
+    },
+    Subscribed(&'a Topic),
+    Unsubscribed(&'a Topic),
+    /// Lines dropped for a slow client at this point.
+    Lagged {
+        dropped: u64,
+    },
+    /// A container's output ended, and why.
+    #[serde(rename_all = "camelCase")]
+    End {
+        container_id: &'a str,
+        reason: &'a str,
+    },
+    /// An application's status, its fields beside its identity.
+    #[serde(rename_all = "camelCase")]
+    Status {
+        app_id: &'a str,
+        app: &'a str,
+        #[serde(flatten)]
+        status: &'a ApplicationStatus,
+    },
+    /// An application's metrics cycle.
+    #[serde(rename_all = "camelCase")]
+    Metrics {
+        app_id: &'a str,
+        app: &'a str,
+        container_metrics: &'a [ContainerMetrics],
+        aggregated: &'a Aggregate,
+        timestamp: &'a str,
+    },
+    /// A reconcile failed (the admin stream).
+    #[serde(rename_all = "camelCase")]
+    ReconcileError {
+        app_id: &'a str,
+        message: &'a str,
+        timestamp: &'a str,
+    },
 }
 
-#[must_use]
-pub fn pong() -> Value {
-    json!({"type": "pong"})
-}
-
-#[must_use]
-pub fn error(code: &str, message: &str) -> Value {
-    json!({"type": "error", "code": code, "message": message})
-}
-
-#[must_use]
-pub fn subscribed(topic: &Topic) -> Value {
-    match topic {
-        Topic::App(app) => json!({"type": "subscribed", "app": app}),
-        Topic::Container(id) => json!({"type": "subscribed", "containerId": id}),
+impl<'a> ServerMessage<'a> {
+    /// An `error` with its code and message.
+    #[must_use]
+    pub fn error(code: &'a str, message: impl Into<Cow<'a, str>>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
     }
 }
 
-#[must_use]
-pub fn unsubscribed(topic: &Topic) -> Value {
-    match topic {
-        Topic::App(app) => json!({"type": "unsubscribed", "app": app}),
-        Topic::Container(id) => json!({"type": "unsubscribed", "containerId": id}),
+impl IntoText for ServerMessage<'_> {
+    fn into_text(self) -> String {
+        // Plain data with string keys: serializing cannot fail.
+        serde_json::to_string(&self).unwrap_or_default()
     }
-}
-
-#[must_use]
-pub fn lagged(dropped: u64) -> Value {
-    json!({"type": "lagged", "dropped": dropped})
-}
-
-#[must_use]
-pub fn end(container_id: &str, reason: &str) -> Value {
-    json!({"type": "end", "containerId": container_id, "reason": reason})
 }
 
 #[cfg(test)]
@@ -142,9 +177,71 @@ mod tests {
         assert!(Topic::from_fields(Some("a".into()), Some("b".into())).is_err());
     }
 
+    fn json(message: ServerMessage<'_>) -> serde_json::Value {
+        serde_json::from_str(&message.into_text()).unwrap()
+    }
+
     #[test]
-    fn server_messages_carry_their_type() {
-        assert_eq!(lagged(3), json!({"type":"lagged","dropped":3}));
-        assert_eq!(error("not_found", "m")["type"], "error");
+    fn server_messages_carry_their_type_and_keep_their_field_names() {
+        use serde_json::json;
+        assert_eq!(json(ServerMessage::Ready), json!({"type": "ready"}));
+        assert_eq!(json(ServerMessage::Pong), json!({"type": "pong"}));
+        assert_eq!(
+            json(ServerMessage::Lagged { dropped: 3 }),
+            json!({"type": "lagged", "dropped": 3})
+        );
+        assert_eq!(
+            json(ServerMessage::error("not_found", "m")),
+            json!({"type": "error", "code": "not_found", "message": "m"})
+        );
+        let app = Topic::App("web".into());
+        let container = Topic::Container("c1".into());
+        assert_eq!(
+            json(ServerMessage::Subscribed(&app)),
+            json!({"type": "subscribed", "app": "web"})
+        );
+        assert_eq!(
+            json(ServerMessage::Unsubscribed(&container)),
+            json!({"type": "unsubscribed", "containerId": "c1"})
+        );
+        assert_eq!(
+            json(ServerMessage::End {
+                container_id: "c1",
+                reason: "stopped"
+            }),
+            json!({"type": "end", "containerId": "c1", "reason": "stopped"})
+        );
+        assert_eq!(
+            json(ServerMessage::ReconcileError {
+                app_id: "a1",
+                message: "m",
+                timestamp: "t"
+            }),
+            json!({"type": "reconcileError", "appId": "a1", "message": "m", "timestamp": "t"})
+        );
+    }
+
+    #[test]
+    fn a_status_message_has_the_status_fields_beside_the_app() {
+        let status = ApplicationStatus {
+            ready_replicas: 2,
+            ..ApplicationStatus::default()
+        };
+        let expected = {
+            let mut m = serde_json::json!({"type": "status", "appId": "a1", "app": "web"});
+            let serde_json::Value::Object(fields) = serde_json::to_value(&status).unwrap() else {
+                panic!("a status is an object");
+            };
+            m.as_object_mut().unwrap().extend(fields);
+            m
+        };
+        assert_eq!(
+            json(ServerMessage::Status {
+                app_id: "a1",
+                app: "web",
+                status: &status
+            }),
+            expected
+        );
     }
 }
