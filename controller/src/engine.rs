@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use longin_crds::application::ImagePullPolicy;
+use longin_crds::limits::Image;
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::Observed;
@@ -89,7 +90,7 @@ pub trait ContainerRuntime: std::fmt::Debug + Send + Sync + 'static {
     /// Makes `image` available under `policy`; true when it was pulled.
     async fn ensure_image(
         &self,
-        image: &str,
+        image: &Image,
         policy: ImagePullPolicy,
         cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError>;

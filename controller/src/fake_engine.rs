@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures::stream::BoxStream;
 use longin_crds::application::ImagePullPolicy;
+use longin_crds::limits::Image;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Capabilities, ContainerRuntime, EngineEvent};
@@ -177,15 +178,15 @@ impl ContainerRuntime for FakeEngine {
 
     async fn ensure_image(
         &self,
-        image: &str,
+        image: &Image,
         _policy: ImagePullPolicy,
         _cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
         let mut state = self.state();
-        state.pulls.push(image.to_owned());
-        match state.missing_images.get(image) {
+        state.pulls.push(image.to_string());
+        match state.missing_images.get(image.as_str()) {
             Some(message) => Err(RuntimeError::Pull {
-                image: image.to_owned(),
+                image: image.to_string(),
                 message: message.clone(),
             }),
             None => Ok(true),

@@ -157,7 +157,7 @@ mod tests {
         scaled.replicas = 7;
         assert_eq!(spec_hash(&scaled, &BTreeMap::new(), None), base);
         let mut other_image = spec();
-        other_image.image = "busybox:2".to_owned();
+        other_image.image = longin_crds::limits::Image::parse("busybox:2").expect("image");
         assert_ne!(spec_hash(&other_image, &BTreeMap::new(), None), base);
         let restarted = BTreeMap::from([(RESTARTED_AT_ANNOTATION.to_owned(), "now".to_owned())]);
         assert_ne!(spec_hash(&spec(), &restarted, None), base);

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::runtime::RuntimeError;
+use longin_crds::limits::Image;
 
 /// How long a finished pull stands for a pull of the same image: the reconciles of one
 /// rollout (or of many apps of one image) share it.
@@ -53,11 +54,11 @@ impl Pulls {
     pub fn ensure(
         &self,
         runtime: &Engine,
-        image: &str,
+        image: &Image,
         policy: ImagePullPolicy,
         cancel: &CancellationToken,
     ) -> PullStatus {
-        let key = (image.to_owned(), policy == ImagePullPolicy::Always);
+        let key = (image.as_str().to_owned(), policy == ImagePullPolicy::Always);
         {
             let mut map = self.map();
             match map.remove(&key) {
@@ -75,9 +76,10 @@ impl Pulls {
             map.insert(key.clone(), State::Running);
             metrics::gauge!("longin_image_pulls_in_flight").increment(1.0);
         }
-        let (pulls, runtime, cancel) = (self.clone(), runtime.clone(), cancel.clone());
+        let (pulls, runtime, cancel, image) =
+            (self.clone(), runtime.clone(), cancel.clone(), image.clone());
         tokio::spawn(async move {
-            let result = runtime.ensure_image(&key.0, policy, &cancel).await;
+            let result = runtime.ensure_image(&image, policy, &cancel).await;
             metrics::gauge!("longin_image_pulls_in_flight").decrement(1.0);
             let mut map = pulls.map();
             match result {

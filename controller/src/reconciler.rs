@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use longin_crds::application::{ApplicationSpec, ImagePullPolicy};
-use longin_crds::quantity::{parse_cpu, parse_memory};
 use longin_store::Store;
 use longin_store::applications::ApplicationRecord;
 use longin_store::bus::{AppRef, Bus, Event};
@@ -31,8 +30,6 @@ pub enum ReconcileError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Store(#[from] longin_store::StoreError),
-    #[error("stored spec is invalid: {0}")]
-    Spec(String),
     /// No host port for a replica (the pool is exhausted).
     #[error(transparent)]
     Ports(longin_store::applications::ApplicationError),
@@ -202,14 +199,11 @@ fn container_plan(
     host_port: u16,
     config: &ControllerConfig,
     network: &NetworkPlan,
-) -> Result<ContainerPlan, ReconcileError> {
+) -> ContainerPlan {
     let spec: &ApplicationSpec = &app.spec;
-    let memory =
-        parse_memory(&spec.resources.memory).map_err(|e| ReconcileError::Spec(e.to_string()))?;
-    let cpu = parse_cpu(&spec.resources.cpu).map_err(|e| ReconcileError::Spec(e.to_string()))?;
-    Ok(ContainerPlan {
+    ContainerPlan {
         name: labels::container_name(&app.name, &app.id, replica, hash),
-        image: spec.image.clone(),
+        image: spec.image.as_str().to_owned(),
         command: spec.command.clone(),
         args: spec.args.clone(),
         env: spec
@@ -231,12 +225,12 @@ fn container_plan(
         container_port: spec.container_port,
         host_port,
         bind_address: config.bind_address.clone(),
-        memory_bytes: i64::try_from(memory).unwrap_or(i64::MAX),
-        cpu_millis: cpu,
+        memory_bytes: i64::try_from(spec.resources.memory.bytes()).unwrap_or(i64::MAX),
+        cpu_millis: spec.resources.cpu.millicores(),
         grace_period_secs: spec.termination_grace_period_seconds,
         network: network.clone(),
         aliases: vec![app.name.clone()],
-    })
+    }
 }
 
 /// The owner's network, created if it is missing; its subnet is the owner's slot in
@@ -549,7 +543,7 @@ async fn execute(pass: &mut Pass<'_>, step: Step) -> Result<(), ReconcileError> 
                 .allocate_surge_port(&app.id, replica, ctx.config.port_range)
                 .await?;
             let network = owner_network(ctx, app).await?;
-            let plan = container_plan(app, pass.hash, replica, host_port, &ctx.config, &network)?;
+            let plan = container_plan(app, pass.hash, replica, host_port, &ctx.config, &network);
             let id = ctx.runtime.create_and_start(&plan).await?;
             tracing::info!(app = %app.name, replica, host_port, container = %id, "rolling: new container started beside the old");
         }
@@ -736,7 +730,7 @@ async fn start_on_a_free_port(
     let network = owner_network(ctx, app).await?;
     // A few moves at most in one reconcile: beyond, back off like any refusal.
     for _ in 0..3 {
-        let plan = container_plan(app, hash, replica, host_port, &ctx.config, &network)?;
+        let plan = container_plan(app, hash, replica, host_port, &ctx.config, &network);
         let held = match ctx.runtime.host_port_held(address, host_port) {
             Some(why) => Some(why),
             None => match ctx.runtime.create_and_start(&plan).await {

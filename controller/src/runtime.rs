@@ -17,6 +17,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use longin_crds::application::ImagePullPolicy;
+use longin_crds::limits::Image;
 use tokio_util::sync::CancellationToken;
 
 use crate::labels;
@@ -416,19 +417,15 @@ impl DockerRuntime {
     /// [`RuntimeError::Pull`] with the engine's message; [`RuntimeError::PullCancelled`].
     pub async fn ensure_image(
         &self,
-        image: &str,
+        image: &Image,
         policy: ImagePullPolicy,
         cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
+        let (reference, image) = (image.reference(), image.as_str());
         if policy == ImagePullPolicy::IfNotPresent && self.docker.inspect_image(image).await.is_ok()
         {
             return Ok(false);
         }
-        let reference =
-            longin_crds::image::ImageRef::parse(image).map_err(|e| RuntimeError::Pull {
-                image: image.to_owned(),
-                message: e.to_string(),
-            })?;
         // Without a tag or digest Docker would pull every tag; ask for `latest` as `docker pull` does.
         let (from_image, tag) = match (&reference.tag, &reference.digest) {
             (_, Some(_)) => (image.to_owned(), None),
@@ -719,7 +716,7 @@ impl crate::engine::ContainerRuntime for DockerRuntime {
 
     async fn ensure_image(
         &self,
-        image: &str,
+        image: &Image,
         policy: ImagePullPolicy,
         cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError> {

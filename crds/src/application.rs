@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{Cpu, Image, Memory};
+
 /// The kind of every application resource.
 pub const KIND: &str = "Application";
 /// Annotation whose change bumps the generation, restarting every replica.
@@ -77,7 +79,7 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationSpec {
     /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`.
-    pub image: String,
+    pub image: Image,
     /// When the image is pulled: `Always` (every container start checks the registry,
     /// so only someone who may pull an image can run it) or `IfNotPresent` (a copy
     /// already on the engine is used). Default: the server's `--pull-policy`.
@@ -146,18 +148,18 @@ pub struct EnvVar {
 pub struct Resources {
     /// Memory limit: `512Mi`, `1Gi`, `256M`, or bytes; 4Mi to 64Gi.
     #[serde(default = "default_memory")]
-    pub memory: String,
+    pub memory: Memory,
     /// CPU: `"1"` is one core (1024 shares), `500m` half of one.
     #[serde(default = "default_cpu")]
-    pub cpu: String,
+    pub cpu: Cpu,
 }
 
-fn default_memory() -> String {
-    "512Mi".to_owned()
+fn default_memory() -> Memory {
+    Memory::parse("512Mi").expect("a valid quantity")
 }
 
-fn default_cpu() -> String {
-    "1".to_owned()
+fn default_cpu() -> Cpu {
+    Cpu::parse("1").expect("a valid quantity")
 }
 
 impl Default for Resources {
@@ -351,7 +353,7 @@ mod tests {
 
     fn spec_with_env(env: Vec<EnvVar>) -> ApplicationSpec {
         ApplicationSpec {
-            image: "busybox".to_owned(),
+            image: Image::parse("busybox").expect("image"),
             image_pull_policy: None,
             command: vec![],
             args: vec![],

@@ -4,6 +4,7 @@ pub mod application;
 pub mod crd;
 pub mod document;
 pub mod image;
+pub mod limits;
 mod name;
 pub mod quantity;
 pub mod validation;

@@ -302,7 +302,7 @@ fn overview(app: &Application, now: DateTime<Utc>) -> String {
         "Generation",
         meta.generation.map(|g| g.to_string()).unwrap_or_default(),
     );
-    line("Image", spec.image.clone());
+    line("Image", spec.image.to_string());
     let command: Vec<&str> = spec
         .command
         .iter()

@@ -88,7 +88,7 @@ pub fn application_row(
             .unwrap_or_else(|| "<unknown>".to_owned()),
     ];
     if wide {
-        row.push(app.spec.image.clone());
+        row.push(app.spec.image.to_string());
         row.push(meta.generation.unwrap_or(0).to_string());
         row.push(meta.owner.clone().unwrap_or_default());
     }

@@ -234,7 +234,7 @@ async fn insert(
         ..ApplicationStatus::default()
     };
     write_status(tx, &id, &status).await?;
-    record_deployment(tx, &id, 1, "create", &doc.spec.image).await?;
+    record_deployment(tx, &id, 1, "create", doc.spec.image.as_str()).await?;
     find(tx, sealer, owner_id, &doc.metadata.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
@@ -300,7 +300,7 @@ async fn update(
     .execute(&mut **tx)
     .await?;
     if spec_changed {
-        record_deployment(tx, &existing.id, generation, trigger, &spec.image).await?;
+        record_deployment(tx, &existing.id, generation, trigger, spec.image.as_str()).await?;
     }
     let record = find(tx, sealer, &existing.owner_id, &existing.name)
         .await?

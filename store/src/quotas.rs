@@ -82,7 +82,7 @@ pub(crate) async fn usage(
     for spec in specs {
         let spec: longin_crds::application::ApplicationSpec =
             serde_json::from_str(&spec).map_err(|e| crate::applications::corrupt("spec", &e))?;
-        let memory = longin_crds::quantity::parse_memory(&spec.resources.memory).unwrap_or(0);
+        let memory = spec.resources.memory.bytes();
         usage.apps += 1;
         usage.replicas += u64::from(spec.replicas);
         usage.memory_bytes = usage
