@@ -475,14 +475,6 @@ fn bad_documents() -> Vec<BadCase> {
             "spec.env[0].value",
         ),
         (
-            "env duplicate",
-            set(
-                &["spec", "env"],
-                json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
-            ),
-            "spec.env[1].name",
-        ),
-        (
             "env unknown field",
             set(&["spec", "env"], json!([{"name": "A", "valu": "1"}])),
             "spec.env[0].valu",

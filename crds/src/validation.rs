@@ -7,9 +7,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::application::{Application, KIND};
+use crate::application::{Application, EnvVar, KIND};
 use crate::image::ImageRef;
-use crate::quantity::{parse_cpu, parse_memory};
+use crate::quantity::{QuantityError, cpu_from_cores, parse_cpu, parse_memory};
 use crate::{API_VERSION, validate_dns1123_label};
 
 /// One problem, at a JSON path such as `spec.env[1].name`.
@@ -24,12 +24,25 @@ pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
 pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 /// More than any host Longin runs on will have; catches unit mistakes (`1000` for `1000m`).
 pub const MAX_CPU_MILLICORES: u64 = 256_000;
-const MAX_SECONDS: i64 = 3600;
+pub const MAX_SECONDS: i64 = 3600;
 /// A stop may hold the app's replicas this long at most (the controller waits for it
 /// off its workers, but deletions and rollouts of the app wait for it too).
 pub const MAX_GRACE_SECONDS: i64 = 300;
-const MAX_ARGS: usize = 256;
-const MAX_ENV: usize = 256;
+pub const MAX_ARGS: usize = 256;
+pub const MAX_ENV: usize = 256;
+
+// The string rules below as regular expressions (ECMA-262, for JSON Schemas). Tests
+// check that what each allows, its rule accepts.
+
+/// Label and annotation keys, see [`check_qualified_name`] (prefixes of up to three
+/// DNS labels are described, which keeps them within 253 characters).
+pub const QUALIFIED_NAME_PATTERN: &str = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,2}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// Label values, see [`is_label_value`].
+pub const LABEL_VALUE_PATTERN: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+/// Environment variable names, see [`is_env_name`].
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// HTTP probe paths: from `/`, without whitespace.
+pub const PROBE_PATH_PATTERN: &str = "^/[^\\s]*$";
 
 struct Checker {
     errors: Vec<FieldError>,
@@ -298,15 +311,41 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
             .and_then(|r| r.get_mut("cpu"))
             && let Value::Number(n) = cpu
         {
-            *cpu = Value::String(n.to_string());
+            // A number keeps its spelling where that parses; one with more decimals than
+            // a quantity has becomes millicores, rounded down as validation counted it.
+            let text = n.to_string();
+            *cpu = Value::String(match n.as_f64().map(cpu_from_cores) {
+                Some(Ok(millis)) if parse_cpu(&text).is_err() => format!("{millis}m"),
+                _ => text,
+            });
         }
     }
-    serde_json::from_value(normalized).map_err(|err| {
+    let mut app: Application = serde_json::from_value(normalized).map_err(|err| {
         vec![FieldError {
             path: String::new(),
             message: err.to_string(),
         }]
-    })
+    })?;
+    app.spec.env = last_definition_wins(std::mem::take(&mut app.spec.env));
+    Ok(app)
+}
+
+/// A variable defined twice takes its last definition, in the place of its first (as
+/// Kubernetes and the Docker engine do): a list cannot say "names unique" in JSON Schema,
+/// and a generated or concatenated env list should not be refused for it.
+fn last_definition_wins(env: Vec<EnvVar>) -> Vec<EnvVar> {
+    let mut kept: Vec<EnvVar> = Vec::with_capacity(env.len());
+    let mut index = std::collections::HashMap::new();
+    for var in env {
+        match index.get(&var.name) {
+            Some(&i) => kept[i] = var,
+            None => {
+                index.insert(var.name.clone(), kept.len());
+                kept.push(var);
+            }
+        }
+    }
+    kept
 }
 
 fn c_string(value: &Value) -> Option<&str> {
@@ -433,7 +472,6 @@ fn check_env(c: &mut Checker, value: &Value) {
     if vars.len() > MAX_ENV {
         c.error("spec.env", format!("must have at most {MAX_ENV} variables"));
     }
-    let mut seen = std::collections::HashSet::new();
     for (i, var) in vars.iter().enumerate() {
         let path = format!("spec.env[{i}]");
         let Some(var) = c.object(var, &path, &["name", "value", "secret"]) else {
@@ -442,18 +480,12 @@ fn check_env(c: &mut Checker, value: &Value) {
         if let Some(name) = c
             .required(var, &path, "name")
             .and_then(|v| c.string(v, &format!("{path}.name")))
+            && !is_env_name(name)
         {
-            if !is_env_name(name) {
-                c.error(
-                    &format!("{path}.name"),
-                    "must start with a letter or '_' and contain only letters, digits and '_'",
-                );
-            } else if !seen.insert(name.to_owned()) {
-                c.error(
-                    &format!("{path}.name"),
-                    format!("duplicate variable {name}"),
-                );
-            }
+            c.error(
+                &format!("{path}.name"),
+                "must start with a letter or '_' and contain only letters, digits and '_'",
+            );
         }
         let secret = match var.get("secret") {
             None | Some(Value::Null) => false,
@@ -508,7 +540,11 @@ fn check_resources(c: &mut Checker, value: &Value) {
     if let Some(cpu) = resources.get("cpu").filter(|v| !v.is_null()) {
         let parsed = match cpu {
             Value::String(s) => parse_cpu(s).map_err(|e| e.to_string()),
-            Value::Number(n) => parse_cpu(&n.to_string()).map_err(|e| e.to_string()),
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or(QuantityError::Cpu)
+                .and_then(cpu_from_cores)
+                .map_err(|e| e.to_string()),
             other => Err(format!(
                 "must be a quantity such as \"1\" or 500m, got {}",
                 type_name(other)
@@ -591,6 +627,57 @@ mod tests {
             .collect();
         paths.sort();
         paths
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn what_the_string_patterns_allow_is_accepted(
+            key in crate::matching(QUALIFIED_NAME_PATTERN),
+            value in crate::matching(LABEL_VALUE_PATTERN),
+            env in crate::matching(ENV_NAME_PATTERN),
+            probe in crate::matching(PROBE_PATH_PATTERN),
+        ) {
+            let mut doc = minimal();
+            doc["metadata"]["labels"] = json!({&key: value});
+            doc["metadata"]["annotations"] = json!({&key: "any text"});
+            doc["spec"]["env"] = json!([{"name": env, "value": "v"}]);
+            doc["spec"]["healthCheck"] = json!({"http": {"path": probe}});
+            let parsed = parse_application(&doc);
+            proptest::prop_assert!(parsed.is_ok(), "{doc}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn a_variable_defined_twice_takes_its_last_definition_in_its_first_place() {
+        let mut doc = minimal();
+        doc["spec"]["env"] = json!([
+            {"name": "A", "value": "1"},
+            {"name": "B", "value": "2"},
+            {"name": "A", "value": "3", "secret": true},
+        ]);
+        let env = parse_application(&doc).expect("valid").spec.env;
+        let names: Vec<(&str, Option<&str>, bool)> = env
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_deref(), v.secret))
+            .collect();
+        assert_eq!(names, [("A", Some("3"), true), ("B", Some("2"), false)]);
+    }
+
+    #[test]
+    fn cpu_as_a_number_of_cores_is_rounded_down_to_millicores() {
+        let mut doc = minimal();
+        doc["spec"]["resources"] = json!({"cpu": 0.001_500_000_1});
+        assert_eq!(
+            parse_application(&doc).expect("valid").spec.resources.cpu,
+            "1m"
+        );
+        doc["spec"]["resources"] = json!({"cpu": 2.5});
+        assert_eq!(
+            parse_application(&doc).expect("valid").spec.resources.cpu,
+            "2.5"
+        );
+        doc["spec"]["resources"] = json!({"cpu": 0.000_9});
+        assert_eq!(paths(&doc), ["spec.resources.cpu"]);
     }
 
     #[test]
