@@ -287,6 +287,7 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
         return Err(c.errors);
     }
     // Normalise what the schema allows in two forms, then decode.
+    drop_nulls(&mut normalized);
     if let Some(root) = normalized.as_object_mut() {
         root.remove("status");
         if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -328,6 +329,19 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
     })?;
     app.spec.env = last_definition_wins(std::mem::take(&mut app.spec.env));
     Ok(app)
+}
+
+/// A field set to null is a field left out, as in Kubernetes (and as YAML writes an
+/// empty `env:`); the checks read it so, and so must the decoding.
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// A variable defined twice takes its last definition, in the place of its first (as
@@ -645,6 +659,36 @@ mod tests {
             let parsed = parse_application(&doc);
             proptest::prop_assert!(parsed.is_ok(), "{doc}: {parsed:?}");
         }
+    }
+
+    #[test]
+    fn an_optional_field_set_to_null_is_absent() {
+        let mut doc = minimal();
+        doc["metadata"]["labels"] = Value::Null;
+        doc["metadata"]["resourceVersion"] = Value::Null;
+        for key in [
+            "imagePullPolicy",
+            "command",
+            "args",
+            "env",
+            "replicas",
+            "resources",
+            "healthCheck",
+            "restartPolicy",
+            "terminationGracePeriodSeconds",
+        ] {
+            doc["spec"][key] = Value::Null;
+        }
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!(app.spec.replicas, 1);
+        assert!(app.spec.command.is_empty() && app.metadata.labels.is_empty());
+        let mut doc = minimal();
+        doc["spec"]["resources"] = json!({"memory": null, "cpu": null});
+        doc["spec"]["env"] = json!([{"name": "A", "value": null, "secret": true}, {"name": "B", "value": "b", "secret": null}]);
+        doc["spec"]["healthCheck"] = json!({"http": null, "tcp": {}, "periodSeconds": null});
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!(app.spec.resources.memory, "512Mi");
+        assert_eq!(app.spec.health_check.expect("health").period_seconds, 10);
     }
 
     #[test]
