@@ -140,14 +140,17 @@ const MAX_TAIL: usize = 10_000;
 #[into_params(parameter_in = Query)]
 struct LogsQuery {
     /// The last N lines (default 100, at most 10000).
+    #[param(minimum = 0, maximum = 10_000)]
     tail: usize,
     /// Only lines since then: RFC 3339 or Unix seconds.
+    #[param(value_type = Option<crate::openapi::InstantSecs>, inline)]
     since: Option<String>,
     /// Prefix text lines with the engine's RFC 3339 time.
     timestamps: bool,
     /// Keep the response open and stream new lines until the container stops.
     follow: bool,
     /// Only this stream: `stdout` or `stderr`.
+    #[param(pattern = "^(stdout|stderr)$")]
     stream: Option<String>,
 }
 
@@ -199,8 +202,9 @@ impl Format {
 fn log_error(err: LogError, id: &str) -> AppError {
     match err {
         LogError::Engine(_) => AppError::Unavailable(err.to_string()),
+        // Gone, or going: the engine answers 409 for a container being removed or dead.
         LogError::Read(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
+            status_code: 404 | 409,
             ..
         }) => AppError::NotFound(format!("container {id} is gone from the engine")),
         LogError::Read(other) => AppError::internal(other),
@@ -215,8 +219,9 @@ fn log_error(err: LogError, id: &str) -> AppError {
     security(("bearer" = [])),
     params(("id" = String, Path), LogsQuery),
     responses(
-        (status = 200, description = "text/plain or application/x-ndjson", body = String),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "The lines: text, or JSON lines with Accept: application/x-ndjson",
+            content((String = "text/plain"), (String = "application/x-ndjson"))),
+        (status = 404, description = "No such container of the caller's, not created yet, or gone from the engine", body = ErrorBody),
         (status = 429, description = "The user has the most log streams open at once already", body = ErrorBody),
         (status = 503, description = "The Docker engine is unreachable", body = ErrorBody),
     )

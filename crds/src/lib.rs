@@ -6,6 +6,7 @@ pub mod document;
 pub mod image;
 mod name;
 pub mod quantity;
+pub mod schema;
 pub mod validation;
 
 pub use application::Application;

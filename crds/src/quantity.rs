@@ -169,17 +169,24 @@ pub fn memory_schema(min_bytes: u64, max_bytes: u64) -> serde_json::Value {
     })
 }
 
-/// The CPU quantities validation accepts (1m to `max_millicores`), as a JSON Schema: a
-/// number of cores (rounded down to millicores), or a string of whole cores or
-/// millicores (`"2"`, `"500m"`).
+/// The CPU quantities validation accepts (1m to `max_millicores`, a whole number of
+/// cores), as a JSON Schema: a number of cores (rounded down to millicores), or a
+/// string of cores (`"2"`, `"0.5"`: at most 9 decimals, at least 1m) or of millicores
+/// (`"500m"`).
 #[must_use]
 pub fn cpu_schema(max_millicores: u64) -> serde_json::Value {
-    let cores = integer_range_pattern(1, max_millicores / 1000);
+    let max_cores = max_millicores / 1000;
+    let cores = integer_range_pattern(1, max_cores);
+    let below = integer_range_pattern(1, max_cores - 1);
     let millicores = integer_range_pattern(1, max_millicores);
+    // Fractions: under one core at least 0.001; from one core on any, up to the most.
+    let fraction = format!(
+        "0\\.([1-9][0-9]{{0,8}}|0[1-9][0-9]{{0,7}}|00[1-9][0-9]{{0,6}})|({below})\\.[0-9]{{1,9}}|{max_cores}\\.0{{1,9}}"
+    );
     serde_json::json!({
         "anyOf": [
-            {"type": "string", "pattern": format!("^(({cores})|({millicores})m)$")},
-            {"type": "number", "minimum": 0.001, "maximum": max_millicores / 1000},
+            {"type": "string", "pattern": format!("^(({cores})|{fraction}|({millicores})m)$")},
+            {"type": "number", "minimum": 0.001, "maximum": max_cores},
         ]
     })
 }

@@ -41,8 +41,9 @@ pub const QUALIFIED_NAME_PATTERN: &str = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\
 pub const LABEL_VALUE_PATTERN: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 /// Environment variable names, see [`is_env_name`].
 pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
-/// HTTP probe paths: from `/`, without whitespace.
-pub const PROBE_PATH_PATTERN: &str = "^/[^\\s]*$";
+/// HTTP probe paths: from `/`, without whitespace (Unicode's, as `char::is_whitespace`
+/// reads it: ECMA's `\\s` differs by U+0085 and U+FEFF).
+pub const PROBE_PATH_PATTERN: &str = "^/[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 
 struct Checker {
     errors: Vec<FieldError>,
@@ -260,6 +261,8 @@ fn is_env_name(name: &str) -> bool {
 pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError>> {
     let mut c = Checker { errors: Vec::new() };
     let mut normalized = document.clone();
+    crate::document::whole_floats_as_integers(&mut normalized);
+    let document = &normalized.clone();
     if let Some(root) = c.object(
         document,
         "",
@@ -306,19 +309,12 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
                 meta.insert("resourceVersion".to_owned(), Value::String(rv));
             }
         }
-        if let Some(cpu) = root
+        let resources = root
             .get_mut("spec")
             .and_then(|s| s.get_mut("resources"))
-            .and_then(|r| r.get_mut("cpu"))
-            && let Value::Number(n) = cpu
-        {
-            // A number keeps its spelling where that parses; one with more decimals than
-            // a quantity has becomes millicores, rounded down as validation counted it.
-            let text = n.to_string();
-            *cpu = Value::String(match n.as_f64().map(cpu_from_cores) {
-                Some(Ok(millis)) if parse_cpu(&text).is_err() => format!("{millis}m"),
-                _ => text,
-            });
+            .and_then(Value::as_object_mut);
+        if let Some(resources) = resources {
+            normalize_quantities(resources);
         }
     }
     let mut app: Application = serde_json::from_value(normalized).map_err(|err| {
@@ -329,6 +325,26 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
     })?;
     app.spec.env = last_definition_wins(std::mem::take(&mut app.spec.env));
     Ok(app)
+}
+
+/// Quantities given as numbers, as the strings the types hold: bytes of memory as
+/// written; CPU cores as written where that parses, else as the millicores validation
+/// counted (rounded down).
+fn normalize_quantities(resources: &mut Map<String, Value>) {
+    if let Some(memory) = resources.get_mut("memory")
+        && let Value::Number(n) = memory
+    {
+        *memory = Value::String(n.to_string());
+    }
+    if let Some(cpu) = resources.get_mut("cpu")
+        && let Value::Number(n) = cpu
+    {
+        let text = n.to_string();
+        *cpu = Value::String(match n.as_f64().map(cpu_from_cores) {
+            Some(Ok(millis)) if parse_cpu(&text).is_err() => format!("{millis}m"),
+            _ => text,
+        });
+    }
 }
 
 /// A field set to null is a field left out, as in Kubernetes (and as YAML writes an
@@ -643,6 +659,18 @@ mod tests {
         paths
     }
 
+    #[test]
+    fn the_probe_path_pattern_refuses_every_whitespace() {
+        let pattern = regex::Regex::new(PROBE_PATH_PATTERN).expect("regex");
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            assert_eq!(
+                pattern.is_match(&format!("/a{c}")),
+                !c.is_whitespace(),
+                "{c:?}"
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn what_the_string_patterns_allow_is_accepted(
@@ -689,6 +717,19 @@ mod tests {
         let app = parse_application(&doc).expect("valid");
         assert_eq!(app.spec.resources.memory, "512Mi");
         assert_eq!(app.spec.health_check.expect("health").period_seconds, 10);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let mut doc = minimal();
+        doc["spec"]["replicas"] = json!(3.0);
+        doc["spec"]["containerPort"] = json!(8080.0);
+        doc["spec"]["resources"] = json!({"memory": 67_108_864.0});
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!((app.spec.replicas, app.spec.container_port), (3, 8080));
+        assert_eq!(app.spec.resources.memory, "67108864");
+        doc["spec"]["replicas"] = json!(2.5);
+        assert_eq!(paths(&doc), ["spec.replicas"]);
     }
 
     #[test]
