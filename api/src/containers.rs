@@ -405,3 +405,33 @@ async fn forward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_answer(status_code: u16) -> LogError {
+        LogError::Read(bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: "can not get logs from container which is dead or marked for removal"
+                .to_owned(),
+        })
+    }
+
+    #[test]
+    fn logs_of_a_container_gone_or_going_are_not_found_not_an_internal_error() {
+        for status in [404, 409] {
+            assert!(
+                matches!(
+                    log_error(engine_answer(status), "c1"),
+                    AppError::NotFound(_)
+                ),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            log_error(engine_answer(500), "c1"),
+            AppError::Internal(_)
+        ));
+    }
+}
