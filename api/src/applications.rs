@@ -396,7 +396,7 @@ struct ApplicationList {
 
 /// Lists the caller's applications (an admin's lists everyone's unless `owner` is given).
 #[utoipa::path(
-    get, path = "/api/applications", tag = "applications",
+    get, path = "/api/applications", tag = "applications", operation_id = "list_applications",
     security(("bearer" = [])),
     params(OwnerQuery),
     responses((status = 200, description = "Applications, by name; YAML with Accept: application/yaml", content((ApplicationList = "application/json"), (ApplicationList = "application/yaml"))))
@@ -517,7 +517,7 @@ pub(crate) async fn find(
 
 /// One application with its status.
 #[utoipa::path(
-    get, path = "/api/applications/{name}", tag = "applications",
+    get, path = "/api/applications/{name}", tag = "applications", operation_id = "get_application",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
     responses(

@@ -62,7 +62,7 @@ struct ListQuery {
 
 /// The caller's containers, by application and replica.
 #[utoipa::path(
-    get, path = "/api/containers", tag = "containers",
+    get, path = "/api/containers", tag = "containers", operation_id = "list_containers",
     security(("bearer" = [])),
     params(ListQuery),
     responses((status = 200, body = Vec<OwnedContainerView>), (status = 403, body = ErrorBody))
@@ -112,7 +112,7 @@ pub(crate) async fn visible_container(
 
 /// One container: by its id, its engine id, or a unique prefix of 12+ characters of it.
 #[utoipa::path(
-    get, path = "/api/containers/{id}", tag = "containers",
+    get, path = "/api/containers/{id}", tag = "containers", operation_id = "get_container",
     security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OwnedContainerView), (status = 404, body = ErrorBody))
@@ -215,7 +215,7 @@ fn log_error(err: LogError, id: &str) -> AppError {
 /// timestamp}` with `Accept: application/x-ndjson` (which tells stdout and stderr
 /// apart). With `follow=true` the response stays open and new lines follow.
 #[utoipa::path(
-    get, path = "/api/containers/{id}/logs", tag = "containers",
+    get, path = "/api/containers/{id}/logs", tag = "containers", operation_id = "container_logs",
     security(("bearer" = [])),
     params(("id" = String, Path), LogsQuery),
     responses(

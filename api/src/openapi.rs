@@ -202,8 +202,90 @@ pub fn document(annotated: &utoipa::openapi::OpenApi) -> Value {
                 declare_shared_errors(operation);
             }
         }
+        add_links(paths);
     }
     doc
+}
+
+/// Where an answer leads: `(path, method, status, the value that names the resource,
+/// the operations it names it for and their parameter)`. Clients (and schemathesis's
+/// stateful phase) follow these from a created resource to what acts on it.
+const LINKS: &[(&str, &str, &str, &str, &str, &[&str])] = &[
+    (
+        "/api/applications",
+        "post",
+        "201",
+        "$response.body#/metadata/name",
+        "name",
+        APPLICATION_OPERATIONS,
+    ),
+    (
+        "/api/applications/apply",
+        "put",
+        "200",
+        "$response.body#/results/0/name",
+        "name",
+        APPLICATION_OPERATIONS,
+    ),
+    (
+        "/api/applications/{name}/containers",
+        "get",
+        "200",
+        "$response.body#/0/id",
+        "id",
+        &["get_container", "container_logs"],
+    ),
+    (
+        "/api/containers",
+        "get",
+        "200",
+        "$response.body#/0/id",
+        "id",
+        &["get_container", "container_logs"],
+    ),
+    (
+        "/api/admin/users",
+        "get",
+        "200",
+        "$response.body#/items/0/id",
+        "id",
+        &["update_user"],
+    ),
+];
+
+/// Every operation on one application, by operationId.
+const APPLICATION_OPERATIONS: &[&str] = &[
+    "get_application",
+    "delete",
+    "stop",
+    "start",
+    "restart",
+    "deployments",
+    "containers",
+    "app_metrics",
+];
+
+fn add_links(paths: &mut Map<String, Value>) {
+    for &(path, method, status, value, parameter, targets) in LINKS {
+        let Some(response) = paths
+            .get_mut(path)
+            .and_then(|item| item.get_mut(method))
+            .and_then(|op| op.pointer_mut(&format!("/responses/{status}")))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let links: Map<String, Value> = targets
+            .iter()
+            .map(|target| {
+                (
+                    (*target).to_owned(),
+                    json!({"operationId": target, "parameters": {parameter: value}}),
+                )
+            })
+            .collect();
+        response.insert("links".to_owned(), Value::Object(links));
+    }
 }
 
 fn declare_shared_errors(operation: &mut Map<String, Value>) {
@@ -297,6 +379,25 @@ mod tests {
             assert!(schemas.contains_key(name), "{target} is defined");
         }
         assert!(schemas[APPLICATION]["properties"]["spec"].is_object());
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_every_link_names_one_with_its_response() {
+        let doc = crate::openapi();
+        let mut ids = std::collections::BTreeSet::new();
+        for item in doc["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("item").values() {
+                let id = op["operationId"].as_str().expect("an operationId");
+                assert!(ids.insert(id.to_owned()), "{id} is unique");
+            }
+        }
+        for &(path, method, status, _, _, targets) in LINKS {
+            let links = &doc["paths"][path][method]["responses"][status]["links"];
+            assert!(links.is_object(), "{method} {path} {status} has its links");
+            for target in targets {
+                assert!(ids.contains(*target), "{target} is an operation");
+            }
+        }
     }
 
     #[test]
