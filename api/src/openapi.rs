@@ -207,51 +207,65 @@ pub fn document(annotated: &utoipa::openapi::OpenApi) -> Value {
     doc
 }
 
-/// Where an answer leads: `(path, method, status, the value that names the resource,
-/// the operations it names it for and their parameter)`. Clients (and schemathesis's
-/// stateful phase) follow these from a created resource to what acts on it.
-const LINKS: &[(&str, &str, &str, &str, &str, &[&str])] = &[
-    (
-        "/api/applications",
-        "post",
-        "201",
-        "$response.body#/metadata/name",
-        "name",
-        APPLICATION_OPERATIONS,
-    ),
-    (
-        "/api/applications/apply",
-        "put",
-        "200",
-        "$response.body#/results/0/name",
-        "name",
-        APPLICATION_OPERATIONS,
-    ),
-    (
-        "/api/applications/{name}/containers",
-        "get",
-        "200",
-        "$response.body#/0/id",
-        "id",
-        &["get_container", "container_logs"],
-    ),
-    (
-        "/api/containers",
-        "get",
-        "200",
-        "$response.body#/0/id",
-        "id",
-        &["get_container", "container_logs"],
-    ),
-    (
-        "/api/admin/users",
-        "get",
-        "200",
-        "$response.body#/items/0/id",
-        "id",
-        &["update_user"],
-    ),
+/// Where an answer leads: clients (and schemathesis's stateful phase) follow these
+/// from a created resource to what acts on it.
+struct Link {
+    path: &'static str,
+    method: &'static str,
+    status: &'static str,
+    /// The runtime expression of the value that names the resource.
+    value: &'static str,
+    /// The parameter of each target that takes it.
+    parameter: &'static str,
+    /// The operations it leads to, by operationId.
+    targets: &'static [&'static str],
+}
+
+const LINKS: &[Link] = &[
+    Link {
+        path: "/api/applications",
+        method: "post",
+        status: "201",
+        value: "$response.body#/metadata/name",
+        parameter: "name",
+        targets: APPLICATION_OPERATIONS,
+    },
+    Link {
+        path: "/api/applications/apply",
+        method: "put",
+        status: "200",
+        value: "$response.body#/results/0/name",
+        parameter: "name",
+        targets: APPLICATION_OPERATIONS,
+    },
+    Link {
+        path: "/api/applications/{name}/containers",
+        method: "get",
+        status: "200",
+        value: "$response.body#/0/id",
+        parameter: "id",
+        targets: CONTAINER_OPERATIONS,
+    },
+    Link {
+        path: "/api/containers",
+        method: "get",
+        status: "200",
+        value: "$response.body#/0/id",
+        parameter: "id",
+        targets: CONTAINER_OPERATIONS,
+    },
+    Link {
+        path: "/api/admin/users",
+        method: "get",
+        status: "200",
+        value: "$response.body#/items/0/id",
+        parameter: "id",
+        targets: &["update_user"],
+    },
 ];
+
+/// Every operation on one container, by operationId.
+const CONTAINER_OPERATIONS: &[&str] = &["get_container", "container_logs"];
 
 /// Every operation on one application, by operationId.
 const APPLICATION_OPERATIONS: &[&str] = &[
@@ -266,21 +280,22 @@ const APPLICATION_OPERATIONS: &[&str] = &[
 ];
 
 fn add_links(paths: &mut Map<String, Value>) {
-    for &(path, method, status, value, parameter, targets) in LINKS {
+    for link in LINKS {
         let Some(response) = paths
-            .get_mut(path)
-            .and_then(|item| item.get_mut(method))
-            .and_then(|op| op.pointer_mut(&format!("/responses/{status}")))
+            .get_mut(link.path)
+            .and_then(|item| item.get_mut(link.method))
+            .and_then(|op| op.pointer_mut(&format!("/responses/{}", link.status)))
             .and_then(Value::as_object_mut)
         else {
             continue;
         };
-        let links: Map<String, Value> = targets
+        let links: Map<String, Value> = link
+            .targets
             .iter()
             .map(|target| {
                 (
                     (*target).to_owned(),
-                    json!({"operationId": target, "parameters": {parameter: value}}),
+                    json!({"operationId": target, "parameters": {link.parameter: link.value}}),
                 )
             })
             .collect();
@@ -391,10 +406,11 @@ mod tests {
                 assert!(ids.insert(id.to_owned()), "{id} is unique");
             }
         }
-        for &(path, method, status, _, _, targets) in LINKS {
+        for link in LINKS {
+            let (path, method, status) = (link.path, link.method, link.status);
             let links = &doc["paths"][path][method]["responses"][status]["links"];
             assert!(links.is_object(), "{method} {path} {status} has its links");
-            for target in targets {
+            for target in link.targets {
                 assert!(ids.contains(*target), "{target} is an operation");
             }
         }
