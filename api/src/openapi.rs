@@ -238,22 +238,8 @@ const LINKS: &[Link] = &[
         parameter: "name",
         targets: APPLICATION_OPERATIONS,
     },
-    Link {
-        path: "/api/applications/{name}/containers",
-        method: "get",
-        status: "200",
-        value: "$response.body#/0/id",
-        parameter: "id",
-        targets: CONTAINER_OPERATIONS,
-    },
-    Link {
-        path: "/api/containers",
-        method: "get",
-        status: "200",
-        value: "$response.body#/0/id",
-        parameter: "id",
-        targets: CONTAINER_OPERATIONS,
-    },
+    container_list("/api/applications/{name}/containers"),
+    container_list("/api/containers"),
     Link {
         path: "/api/admin/users",
         method: "get",
@@ -263,6 +249,18 @@ const LINKS: &[Link] = &[
         targets: &["update_user"],
     },
 ];
+
+/// A list of containers leads to (the first of) them.
+const fn container_list(path: &'static str) -> Link {
+    Link {
+        path,
+        method: "get",
+        status: "200",
+        value: "$response.body#/0/id",
+        parameter: "id",
+        targets: CONTAINER_OPERATIONS,
+    }
+}
 
 /// Every operation on one container, by operationId.
 const CONTAINER_OPERATIONS: &[&str] = &["get_container", "container_logs"];
