@@ -173,11 +173,16 @@ async fn bad_user_changes_are_refused_naming_the_field() {
     let user = app.register("subject").await;
     let admin = app.admin("ruler").await;
     let path = format!("/api/admin/users/{}", user.user_id);
-    for (body, field) in [(json!({"role": "superuser"}), "role"), (json!({}), "role")] {
-        let (status, err) = error_code(app.patch(&path, &body, &admin.access_token).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(err["error"]["fields"][field].is_string(), "{err}");
-    }
+    let (status, err) = error_code(
+        app.patch(&path, &json!({"role": "superuser"}), &admin.access_token)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"]["fields"]["role"].is_string(), "{err}");
+    // An empty patch changes nothing, as a JSON merge patch.
+    let res = app.patch(&path, &json!({}), &admin.access_token).await;
+    assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = error_code(
         app.patch(&path, &json!({"disabled": "yes"}), &admin.access_token)
             .await,
@@ -208,7 +213,7 @@ async fn bad_user_changes_are_refused_naming_the_field() {
     let own = format!("/api/admin/users/{}", admin.user_id);
     for body in [json!({"disabled": true}), json!({"role": "user"})] {
         let (status, _) = error_code(app.patch(&own, &body, &admin.access_token).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
     let me: Value = app
         .get("/api/auth/me", Some(&user.access_token))

@@ -144,6 +144,50 @@ async fn audit_log_filters_and_pages() {
 }
 
 #[tokio::test]
+async fn a_request_on_an_application_deleted_since_is_logged_with_the_rest_of_its_batch() {
+    let app = spawn_app().await;
+    let admin = app.admin("deleter").await;
+    let yaml = common::app_yaml("gone", "127.0.0.1:5000/longin/httpd:1.0", 1, "");
+    let res = common::apply_yaml(&app, &admin.access_token, &yaml).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Without a controller the delete is immediate: the DELETE's own record (and the
+    // apply's) name an application row that is gone by the time they are written.
+    let res = app
+        .client
+        .delete(app.url("/api/applications/gone"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let res = app.get("/api/auth/me", Some(&admin.access_token)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = wait_for_logs(&app, &admin.access_token, "?per_page=500", |p| {
+        let routes: Vec<&str> = p["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["route"].as_str())
+            .collect();
+        routes.contains(&"/api/applications/{name}") && routes.contains(&"/api/auth/me")
+    })
+    .await;
+    let deleted = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "/api/applications/{name}")
+        .unwrap();
+    assert_eq!(deleted["method"], "DELETE");
+    assert_eq!(
+        deleted["application_id"],
+        Value::Null,
+        "the reference is gone with the row"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn queued_records_are_written_on_shutdown() {
     let app =
         common::spawn_app_with(|config| config.audit_flush_interval = Duration::from_secs(3600))

@@ -16,7 +16,7 @@ use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
 use crate::extract::{AppJson, AppQuery};
 use crate::pagination::{Page, PageQuery};
-use crate::users::UserView;
+use crate::users::{QuotaView, UserView};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -53,24 +53,25 @@ async fn list_users(
 #[serde(default, deny_unknown_fields)]
 struct UserPatch {
     /// `admin` or `user`.
+    #[schema(pattern = "^(admin|user)$")]
     role: Option<String>,
     /// A disabled user cannot sign in, and their tokens stop working at once.
     disabled: Option<bool>,
     /// The account's own limits, replacing any it had; a `null` figure is the
     /// server's default.
-    quota: Option<crate::users::QuotaView>,
+    quota: Option<QuotaView>,
 }
 
 /// Changes a user's role, disables (enables) the account, or sets its quota.
 #[utoipa::path(
     patch, path = "/api/admin/users/{id}", tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "User id")),
+    params(("id" = String, Path, description = "User id (a UUID)")),
     request_body = UserPatch,
     responses(
-        (status = 200, description = "The user as changed", body = UserView),
+        (status = 200, description = "The user as changed (an empty patch changes nothing)", body = UserView),
         (status = 400, description = "Invalid change", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an admin disabling or demoting themselves", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
@@ -100,23 +101,23 @@ async fn update_user(
             id.escape_debug()
         )));
     }
-    if patch.role.is_none() && patch.disabled.is_none() && patch.quota.is_none() {
-        errors.insert("role".to_owned(), "give role, disabled or quota".to_owned());
-    }
-    // An admin locking themselves out would leave nobody to undo it.
-    if id == admin.id && (patch.disabled == Some(true) || role == Some(Role::User)) {
-        errors.insert(
-            if patch.disabled == Some(true) {
-                "disabled"
-            } else {
-                "role"
-            }
-            .to_owned(),
-            "an admin cannot disable or demote themselves".to_owned(),
-        );
+    for field in patch
+        .quota
+        .as_ref()
+        .map(QuotaView::out_of_range)
+        .unwrap_or_default()
+    {
+        errors.insert(field.to_owned(), format!("must be at most {}", i64::MAX));
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
+    }
+    // An admin locking themselves out would leave nobody to undo it. The request is
+    // well-formed; who makes it is what is refused.
+    if id == admin.id && (patch.disabled == Some(true) || role == Some(Role::User)) {
+        return Err(AppError::Forbidden(
+            "an admin cannot disable or demote themselves".to_owned(),
+        ));
     }
     let user = match ctx
         .store
@@ -151,18 +152,29 @@ async fn update_user(
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 struct ApiLogQuery {
+    /// 1-based page number; default 1.
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<i64>,
+    /// Items per page, 1–500; default 50.
+    #[param(minimum = 1, maximum = 500)]
     per_page: Option<i64>,
     /// HTTP method, e.g. `POST`.
+    #[param(pattern = "^[A-Za-z]+$")]
     method: Option<String>,
     /// Matched route template, e.g. `/api/auth/login`.
+    #[param(pattern = "^[^\\u0000]*$")]
     route: Option<String>,
+    #[param(minimum = 0, maximum = 65535)]
     status: Option<u16>,
+    #[param(pattern = "^[^\\u0000]*$")]
     user_id: Option<String>,
+    #[param(pattern = "^[^\\u0000]*$")]
     application_id: Option<String>,
     /// RFC 3339 time or milliseconds since the epoch; inclusive.
+    #[param(value_type = Option<crate::openapi::InstantMillis>, inline)]
     since: Option<String>,
     /// RFC 3339 time or milliseconds since the epoch; exclusive.
+    #[param(value_type = Option<crate::openapi::InstantMillis>, inline)]
     until: Option<String>,
 }
 

@@ -30,6 +30,7 @@ use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
 use crate::extract::{AppBytes, AppQuery};
+use crate::openapi::{ApplicationDocuments, ApplicationRef};
 use crate::resource::Presented as _;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
@@ -132,8 +133,12 @@ impl From<ApplicationError> for AppError {
                 message,
                 fields: FieldErrors::new(),
             },
-            ApplicationError::MissingSecrets { vars, .. } => Self::Validation(
-                vars.into_iter()
+            // The document is well-formed; what it lacks is stored state to keep.
+            ApplicationError::MissingSecrets { vars, .. } => Self::Conflict {
+                code: "missing_secret",
+                message,
+                fields: vars
+                    .into_iter()
                     .map(|v| {
                         (
                             format!("spec.env.{v}.value"),
@@ -141,7 +146,7 @@ impl From<ApplicationError> for AppError {
                         )
                     })
                     .collect(),
-            ),
+            },
             ApplicationError::Quota(exceeded) => Self::QuotaExceeded(exceeded),
             ApplicationError::Store(store) => Self::internal(store),
         }
@@ -205,20 +210,27 @@ fn parse_all(documents: &[Value]) -> Result<Vec<Application>, AppError> {
             }
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    for (i, app) in apps.iter().enumerate() {
-        if !seen.insert(app.metadata.name.clone()) {
-            errors.insert(
-                format!("[{i}].metadata.name"),
-                format!("{} appears twice in this apply", app.metadata.name),
-            );
-        }
-    }
     if errors.is_empty() {
-        Ok(apps)
+        Ok(last_document_wins(apps))
     } else {
         Err(AppError::Validation(errors))
     }
+}
+
+/// An application named twice in one apply takes its last document, in the place of
+/// its first, as applying the documents one after the other would leave it.
+fn last_document_wins(apps: Vec<Application>) -> Vec<Application> {
+    let mut kept: Vec<Application> = Vec::with_capacity(apps.len());
+    for app in apps {
+        match kept
+            .iter_mut()
+            .find(|a| a.metadata.name == app.metadata.name)
+        {
+            Some(earlier) => *earlier = app,
+            None => kept.push(app),
+        }
+    }
+    kept
 }
 
 fn documents_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, AppError> {
@@ -248,7 +260,7 @@ struct ApplyResult {
     action: String,
     /// True when the document matched what was stored and nothing was written.
     unchanged: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = ApplicationRef)]
     application: Application,
 }
 
@@ -264,11 +276,15 @@ struct ApplyResponse {
     put, path = "/api/applications/apply", tag = "applications",
     security(("bearer" = [])),
     params(OwnerQuery),
-    request_body(content = String, description = "Application documents", content_type = "application/yaml"),
+    request_body(
+        description = "YAML: one or several `---`-separated documents; JSON: one object or a list. An application named twice takes its last document.",
+        content((ApplicationRef = "application/yaml"), (ApplicationDocuments = "application/json")),
+    ),
     responses(
-        (status = 200, description = "Applied", body = ApplyResponse),
+        (status = 200, description = "Applied", content((ApplyResponse = "application/json"), (ApplyResponse = "application/yaml"))),
         (status = 400, description = "Malformed or invalid documents: every problem with its path", body = ErrorBody),
-        (status = 409, description = "Stale resourceVersion, terminating, or the port pool is exhausted", body = ErrorBody),
+        (status = 403, description = "An owner's quota would be passed", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion, terminating, a new secret without a value, or the port pool is exhausted", body = ErrorBody),
         (status = 415, description = "Neither YAML nor JSON", body = ErrorBody),
     )
 )]
@@ -313,11 +329,12 @@ async fn apply(
     post, path = "/api/applications", tag = "applications",
     security(("bearer" = [])),
     params(OwnerQuery),
-    request_body(content = Object, description = "An Application document", content_type = "application/json"),
+    request_body(content = ApplicationRef, description = "An Application document", content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = Object),
+        (status = 201, description = "Created", content((ApplicationRef = "application/json"), (ApplicationRef = "application/yaml"))),
         (status = 400, description = "Invalid document", body = ErrorBody),
-        (status = 409, description = "Exists already, or the port pool is exhausted", body = ErrorBody),
+        (status = 403, description = "An owner's quota would be passed", body = ErrorBody),
+        (status = 409, description = "Exists already, a new secret without a value, or the port pool is exhausted", body = ErrorBody),
     )
 )]
 async fn create(
@@ -374,16 +391,16 @@ async fn create(
 struct ApplicationList {
     api_version: &'static str,
     kind: &'static str,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<ApplicationRef>)]
     items: Vec<Application>,
 }
 
 /// Lists the caller's applications (an admin's lists everyone's unless `owner` is given).
 #[utoipa::path(
-    get, path = "/api/applications", tag = "applications",
+    get, path = "/api/applications", tag = "applications", operation_id = "list_applications",
     security(("bearer" = [])),
     params(OwnerQuery),
-    responses((status = 200, description = "Applications, by name; YAML with Accept: application/yaml", body = ApplicationList))
+    responses((status = 200, description = "Applications, by name; YAML with Accept: application/yaml", content((ApplicationList = "application/json"), (ApplicationList = "application/yaml"))))
 )]
 async fn list(
     State(ctx): State<ApiContext>,
@@ -501,11 +518,11 @@ pub(crate) async fn find(
 
 /// One application with its status.
 #[utoipa::path(
-    get, path = "/api/applications/{name}", tag = "applications",
+    get, path = "/api/applications/{name}", tag = "applications", operation_id = "get_application",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
     responses(
-        (status = 200, description = "The application; YAML with Accept: application/yaml", body = Object),
+        (status = 200, description = "The application; YAML with Accept: application/yaml", content((ApplicationRef = "application/json"), (ApplicationRef = "application/yaml"))),
         (status = 404, description = "No such application of this owner", body = ErrorBody),
     )
 )]
@@ -621,7 +638,7 @@ async fn verb(
     post, path = "/api/applications/{name}/stop", tag = "applications",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
-    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "The application", content((ApplicationRef = "application/json"), (ApplicationRef = "application/yaml"))))
 )]
 async fn stop(
     State(ctx): State<ApiContext>,
@@ -648,7 +665,11 @@ async fn stop(
     post, path = "/api/applications/{name}/start", tag = "applications",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
-    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The application", content((ApplicationRef = "application/json"), (ApplicationRef = "application/yaml"))),
+        (status = 403, description = "The owner's quota would be passed", body = ErrorBody),
+        (status = 409, description = "Terminating, or the port pool is exhausted", body = ErrorBody),
+    )
 )]
 async fn start(
     State(ctx): State<ApiContext>,
@@ -675,7 +696,10 @@ async fn start(
     post, path = "/api/applications/{name}/restart", tag = "applications",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
-    responses((status = 200, description = "The application", body = Object), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The application", content((ApplicationRef = "application/json"), (ApplicationRef = "application/yaml"))),
+        (status = 409, description = "Terminating", body = ErrorBody),
+    )
 )]
 async fn restart(
     State(ctx): State<ApiContext>,

@@ -87,16 +87,51 @@ async fn write(store: &Store, batch: &mut Vec<ApiLogEntry>) {
     }
     metrics::gauge!("longin_api_logs_last_flush_timestamp_seconds")
         .set(longin_store::now_ms() as f64 / 1000.0);
-    match store.insert_api_logs(batch).await {
-        Ok(()) => metrics::counter!("longin_api_logs_written_total").increment(batch.len() as u64),
+    let written = match store.insert_api_logs(batch).await {
+        Ok(()) => batch.len(),
+        // One row can sink the batch: a record of a request on an application (or by a
+        // user) deleted since refers to a row that is gone. Row by row, such a row is
+        // written without the reference, as the foreign key's ON DELETE SET NULL would
+        // have left it.
         Err(err) => {
-            // Dropped rather than retried forever: audit rows must not pile up in memory
-            // while the database is down.
-            tracing::warn!(error = ?err, rows = batch.len(), "could not write api logs; dropped");
-            metrics::counter!("longin_api_logs_dropped_total").increment(batch.len() as u64);
+            tracing::debug!(error = ?err, rows = batch.len(), "api log batch refused; writing row by row");
+            write_one_by_one(store, batch).await
         }
+    };
+    metrics::counter!("longin_api_logs_written_total").increment(written as u64);
+    let dropped = batch.len() - written;
+    if dropped > 0 {
+        // Dropped rather than retried forever: audit rows must not pile up in memory
+        // while the database is down.
+        tracing::warn!(rows = dropped, "could not write api logs; dropped");
+        metrics::counter!("longin_api_logs_dropped_total").increment(dropped as u64);
     }
     batch.clear();
+}
+
+/// Writes each entry alone, without its references where they are refused; returns how
+/// many were written.
+async fn write_one_by_one(store: &Store, batch: &[ApiLogEntry]) -> usize {
+    let mut written = 0;
+    for entry in batch {
+        let alone = std::slice::from_ref(entry);
+        let ok = match store.insert_api_logs(alone).await {
+            Ok(()) => true,
+            Err(_) => {
+                let unreferenced = ApiLogEntry {
+                    user_id: None,
+                    application_id: None,
+                    ..entry.clone()
+                };
+                store
+                    .insert_api_logs(std::slice::from_ref(&unreferenced))
+                    .await
+                    .is_ok()
+            }
+        };
+        written += usize::from(ok);
+    }
+    written
 }
 
 /// What handlers learn about a request that the audit row needs: who made it and which

@@ -60,7 +60,7 @@ struct ListQuery {
 
 /// The caller's containers, by application and replica.
 #[utoipa::path(
-    get, path = "/api/containers", tag = "containers",
+    get, path = "/api/containers", tag = "containers", operation_id = "list_containers",
     security(("bearer" = [])),
     params(ListQuery),
     responses((status = 200, body = Vec<OwnedContainerView>), (status = 403, body = ErrorBody))
@@ -110,7 +110,7 @@ pub(crate) async fn visible_container(
 
 /// One container: by its id, its engine id, or a unique prefix of 12+ characters of it.
 #[utoipa::path(
-    get, path = "/api/containers/{id}", tag = "containers",
+    get, path = "/api/containers/{id}", tag = "containers", operation_id = "get_container",
     security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OwnedContainerView), (status = 404, body = ErrorBody))
@@ -134,14 +134,17 @@ async fn get_one(
 #[into_params(parameter_in = Query)]
 struct LogsQuery {
     /// The last N lines (default 100, at most 10000).
+    #[param(minimum = 0, maximum = 10_000)]
     tail: usize,
     /// Only lines since then: RFC 3339 or Unix seconds.
+    #[param(value_type = Option<crate::openapi::InstantSecs>, inline)]
     since: Option<String>,
     /// Prefix text lines with the engine's RFC 3339 time.
     timestamps: bool,
     /// Keep the response open and stream new lines until the container stops.
     follow: bool,
     /// Only this stream: `stdout` or `stderr`.
+    #[param(pattern = "^(stdout|stderr)$")]
     stream: Option<String>,
 }
 
@@ -160,8 +163,9 @@ impl Default for LogsQuery {
 fn log_error(err: LogError, id: &str) -> AppError {
     match err {
         LogError::Engine(_) => AppError::Unavailable(err.to_string()),
+        // Gone, or going: the engine answers 409 for a container being removed or dead.
         LogError::Read(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
+            status_code: 404 | 409,
             ..
         }) => AppError::NotFound(format!("container {id} is gone from the engine")),
         LogError::Read(other) => AppError::internal(other),
@@ -172,12 +176,13 @@ fn log_error(err: LogError, id: &str) -> AppError {
 /// timestamp}` with `Accept: application/x-ndjson` (which tells stdout and stderr
 /// apart). With `follow=true` the response stays open and new lines follow.
 #[utoipa::path(
-    get, path = "/api/containers/{id}/logs", tag = "containers",
+    get, path = "/api/containers/{id}/logs", tag = "containers", operation_id = "container_logs",
     security(("bearer" = [])),
     params(("id" = String, Path), LogsQuery),
     responses(
-        (status = 200, description = "text/plain or application/x-ndjson", body = String),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "The lines: text, or JSON lines with Accept: application/x-ndjson",
+            content((String = "text/plain"), (String = "application/x-ndjson"))),
+        (status = 404, description = "No such container of the caller's, not created yet, or gone from the engine", body = ErrorBody),
         (status = 429, description = "The user has the most log streams open at once already", body = ErrorBody),
         (status = 503, description = "The Docker engine is unreachable", body = ErrorBody),
     )
@@ -245,4 +250,34 @@ async fn logs(
         follow_container(hub, logs, sink).await;
     });
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_answer(status_code: u16) -> LogError {
+        LogError::Read(bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: "can not get logs from container which is dead or marked for removal"
+                .to_owned(),
+        })
+    }
+
+    #[test]
+    fn logs_of_a_container_gone_or_going_are_not_found_not_an_internal_error() {
+        for status in [404, 409] {
+            assert!(
+                matches!(
+                    log_error(engine_answer(status), "c1"),
+                    AppError::NotFound(_)
+                ),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            log_error(engine_answer(500), "c1"),
+            AppError::Internal(_)
+        ));
+    }
 }

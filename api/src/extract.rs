@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 
-/// `axum::Json` with JSON errors.
+/// A JSON object body (every form the API reads is one), with JSON errors. Whole
+/// numbers written as floats (`3.0`) are read as the integers they are, as JSON Schema
+/// counts them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppJson<T>(pub T);
 
@@ -21,10 +23,24 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        let mut value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        // serde reads a struct from a list too (`[null, null]` as every field left out).
+        if !value.is_object() {
+            return Err(AppError::BadRequest {
+                code: "invalid_body",
+                message: "expected a JSON object".to_owned(),
+            });
         }
+        longin_crds::document::whole_floats_as_integers(&mut value);
+        T::deserialize(value)
+            .map(Self)
+            .map_err(|err| AppError::BadRequest {
+                code: "invalid_body",
+                message: format!("Failed to deserialize the JSON body into the target type: {err}"),
+            })
     }
 }
 

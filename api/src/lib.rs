@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod logs;
+pub mod openapi;
 pub mod pagination;
 pub mod prometheus;
 pub mod rendered;
@@ -27,53 +28,21 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use config::ApiConfig;
 pub use context::ApiContext;
 pub use error::AppError;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Longin API", description = "Self-hosted application platform."),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "auth", description = "Accounts, sign-in and sessions"),
-        (name = "applications", description = "Application resources"),
-        (name = "containers", description = "Containers and their logs"),
-        (name = "admin", description = "User management and the audit log (admins only)"),
-        (name = "health", description = "Probes"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The OpenAPI document of every route, generated from the handlers' annotations.
+/// The OpenAPI document of every route (see [`openapi::document`]).
 #[must_use]
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+pub fn openapi() -> serde_json::Value {
+    openapi::document(&routes().split_for_parts().1)
 }
 
 fn routes() -> OpenApiRouter<ApiContext> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
         .merge(admin::router())
         .merge(applications::router())
@@ -83,22 +52,54 @@ fn routes() -> OpenApiRouter<ApiContext> {
         .merge(health::router())
 }
 
-/// The whole API as a router over `ctx`: what `longin serve` runs and tests call.
-pub fn app(ctx: ApiContext) -> Router {
+/// Routes the OpenAPI document leaves out, with why: `(method, path, reason)`. A test
+/// checks that every other route the router serves is documented.
+pub const UNDOCUMENTED_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api/openapi.json", "the document itself"),
+    (
+        "GET",
+        "/metrics",
+        "Prometheus' text format for scrapers (see prometheus.rs), not a JSON resource",
+    ),
+    (
+        "GET",
+        "/ws/metrics",
+        "a WebSocket upgrade: OpenAPI cannot describe its messages (see ws::protocol)",
+    ),
+    (
+        "GET",
+        "/ws/logs",
+        "a WebSocket upgrade: OpenAPI cannot describe its messages (see ws::protocol)",
+    ),
+    (
+        "GET",
+        "/ws/admin",
+        "a WebSocket upgrade: OpenAPI cannot describe its messages (see ws::protocol)",
+    ),
+];
+
+/// Every route, before state and layers: what [`app`] serves.
+fn router() -> Router<ApiContext> {
     let (router, doc) = routes().split_for_parts();
-    let doc = std::sync::Arc::new(doc);
+    // Rendered once: the document is the same for every request.
+    let doc = bytes::Bytes::from(openapi::document(&doc).to_string());
     router
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
             }),
         )
         .route("/metrics", axum::routing::get(prometheus::scrape))
         .merge(ws::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+}
+
+/// The whole API as a router over `ctx`: what `longin serve` runs and tests call.
+pub fn app(ctx: ApiContext) -> Router {
+    router()
         .layer(axum::middleware::from_fn_with_state(
             ctx.audit.clone(),
             audit::record_request,
@@ -133,4 +134,89 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         header::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// `(method, path)` of every route the router serves, read from the router itself
+    /// (axum shows them only through `Debug`: each route's id with its path, and with
+    /// its method router, where a method the route does not serve is `None`).
+    fn served_routes() -> BTreeSet<(String, String)> {
+        let text = format!("{:?}", super::router());
+        // The fallback router (after this) numbers its own routes from 1 too.
+        let text = text.split("fallback_router:").next().unwrap_or_default();
+        let mut paths = BTreeMap::new();
+        let mut methods = BTreeMap::new();
+        for chunk in text.split("RouteId(").skip(1) {
+            let Some((id, rest)) = chunk.split_once("): ") else {
+                continue;
+            };
+            if let Some(path) = rest.strip_prefix('"') {
+                paths.insert(id, path.split('"').next().unwrap_or_default());
+            } else if let Some(router) = rest.strip_prefix("MethodRouter(MethodRouter { ") {
+                // Each method's endpoint, `None` where the route serves no such method.
+                let fields = router.split(", fallback: ").next().unwrap_or_default();
+                let served: Vec<String> = fields
+                    .split(", ")
+                    .filter_map(|field| field.split_once(": "))
+                    .filter(|(method, endpoint)| *endpoint != "None" && *method != "head")
+                    .map(|(method, _)| method.to_uppercase())
+                    .collect();
+                methods.insert(id, served);
+            }
+        }
+        assert!(
+            paths.len() > 20,
+            "the router's Debug lists its paths: {text:.500}"
+        );
+        let mut routes = BTreeSet::new();
+        for (id, path) in paths {
+            // HEAD is served with every GET, and left out here.
+            for method in methods.get(id).into_iter().flatten() {
+                routes.insert((method.clone(), path.to_owned()));
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn the_document_describes_every_route_the_router_serves_but_the_listed_exceptions() {
+        let doc = super::openapi();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .keys()
+                    .map(|method| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let excepted: BTreeSet<(String, String)> = super::UNDOCUMENTED_ROUTES
+            .iter()
+            .map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned()))
+            .collect();
+        let served = served_routes();
+        let missing: Vec<_> = served
+            .iter()
+            .filter(|r| !documented.contains(*r) && !excepted.contains(*r))
+            .collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        let unserved: Vec<_> = documented
+            .union(&excepted)
+            .filter(|r| !served.contains(*r))
+            .collect();
+        assert!(
+            unserved.is_empty(),
+            "documented or excepted but not served: {unserved:?}"
+        );
+        assert!(served.contains(&("GET".to_owned(), "/api/containers/{id}/logs".to_owned())));
+        assert!(served.contains(&(
+            "GET".to_owned(),
+            "/api/applications/{name}/metrics".to_owned()
+        )));
+    }
 }

@@ -14,8 +14,10 @@ pub const MAX_PER_PAGE: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number; default 1.
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<i64>,
     /// Items per page, 1–500; default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub per_page: Option<i64>,
 }
 

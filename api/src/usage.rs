@@ -30,12 +30,16 @@ const MAX_WINDOW_MS: i64 = 31 * 24 * 3600 * 1000;
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct WindowQuery {
-    /// Start: RFC 3339 or Unix seconds. Default: one hour before `until`.
+    /// Start: RFC 3339 or Unix seconds. Default: one hour before `until`. A window
+    /// that ends before it starts is empty; one longer than 31 days is its last 31.
+    #[param(value_type = Option<crate::openapi::InstantSecs>, inline)]
     since: Option<String>,
     /// End: RFC 3339 or Unix seconds. Default: now.
+    #[param(value_type = Option<crate::openapi::InstantSecs>, inline)]
     until: Option<String>,
     /// Seconds per point. Default: the window over 120, at least the collection
-    /// interval.
+    /// interval; never finer than a window's 11 000th.
+    #[param(minimum = 1)]
     step: Option<i64>,
     /// Admins only: another user's application.
     owner: Option<String>,
@@ -73,7 +77,11 @@ pub(crate) fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Opti
     }
 }
 
-/// Checks and completes the query; every problem is named by its field.
+/// Checks and completes the query; every problem is named by its field. Each
+/// parameter is checked alone (as the document can say); a window that does not fit
+/// the bounds is brought within them: one that ends before it starts is empty, one
+/// longer than 31 days is its last 31 days, and a step too fine for the window is
+/// coarsened to the finest that gives at most 11 000 points.
 pub(crate) fn resolve(q: &WindowQuery, now_ms: i64, interval_ms: i64) -> Result<Window, AppError> {
     let mut errors = FieldErrors::new();
     let until = q
@@ -89,33 +97,20 @@ pub(crate) fn resolve(q: &WindowQuery, now_ms: i64, interval_ms: i64) -> Result<
     {
         errors.insert("step".to_owned(), "must be at least 1 (seconds)".to_owned());
     }
-    let (Some(since), Some(until)) = (since, until) else {
+    let (Some(since), Some(until), true) = (since, until, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
     };
-    if since >= until {
-        errors.insert("since".to_owned(), "must be before until".to_owned());
-    } else if until.saturating_sub(since) > MAX_WINDOW_MS {
-        errors.insert(
-            "since".to_owned(),
-            "the window may span 31 days at most".to_owned(),
-        );
-    }
-    let window = until.saturating_sub(since);
-    let step = q.step.map_or_else(
-        || (window / DEFAULT_POINTS).max(interval_ms).max(1000),
-        |s| s.saturating_mul(1000),
-    );
-    if errors.is_empty() && window / step.max(1) > MAX_POINTS {
-        errors.insert(
-            "step".to_owned(),
-            format!("too fine: at most {MAX_POINTS} points per series"),
-        );
-    }
-    if errors.is_empty() {
-        Ok(Window { since, until, step })
-    } else {
-        Err(AppError::Validation(errors))
-    }
+    let since = since.clamp(until.saturating_sub(MAX_WINDOW_MS), until);
+    let window = until - since;
+    let step = q
+        .step
+        .map_or_else(
+            || (window / DEFAULT_POINTS).max(interval_ms).max(1000),
+            |s| s.saturating_mul(1000),
+        )
+        // The finest step within the most points, in whole seconds.
+        .max(((window + MAX_POINTS - 1) / MAX_POINTS + 999) / 1000 * 1000);
+    Ok(Window { since, until, step })
 }
 
 /// An application's series.
@@ -244,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_windows_name_their_field() {
+    fn bad_parameters_name_their_field() {
         assert_eq!(
             fields(resolve(&q(Some("yesterday"), None, None), NOW, 1000).unwrap_err()),
             ["since"]
@@ -253,23 +248,26 @@ mod tests {
             fields(resolve(&q(None, Some("10"), Some(0)), NOW, 1000).unwrap_err()),
             ["step"]
         );
-        assert_eq!(
-            fields(resolve(&q(Some("20"), Some("10"), None), NOW, 1000).unwrap_err()),
-            ["since"]
-        );
-        assert_eq!(
-            fields(resolve(&q(Some("0"), Some("100000000"), None), NOW, 1000).unwrap_err()),
-            ["since"]
-        );
-        assert_eq!(
-            fields(resolve(&q(Some("0"), Some("86400"), Some(1)), NOW, 1000).unwrap_err()),
-            ["step"]
-        );
         // Far outside any calendar: refused, not wrapped around.
         let huge = q(Some("-9000000000000000"), Some("9000000000000000"), None);
         assert_eq!(
             fields(resolve(&huge, NOW, 1000).unwrap_err()),
             ["since", "until"]
         );
+    }
+
+    #[test]
+    fn windows_beyond_the_bounds_are_brought_within_them() {
+        // Ends before it starts: empty.
+        let w = resolve(&q(Some("20"), Some("10"), None), NOW, 1000).unwrap();
+        assert_eq!((w.since, w.until), (10_000, 10_000));
+        // Longer than 31 days: its last 31 days.
+        let w = resolve(&q(Some("0"), Some("100000000"), None), NOW, 1000).unwrap();
+        assert_eq!(w.until - w.since, MAX_WINDOW_MS);
+        assert_eq!(w.until, 100_000_000_000);
+        // A step too fine: the finest that keeps to the most points.
+        let w = resolve(&q(Some("0"), Some("86400"), Some(1)), NOW, 1000).unwrap();
+        assert!((w.until - w.since) / w.step <= MAX_POINTS, "{w:?}");
+        assert_eq!(w.step, 8_000);
     }
 }

@@ -26,13 +26,29 @@ pub struct UserView {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuotaView {
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub apps: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub replicas: Option<u64>,
     /// Sum over the user's apps of replicas × memory limit, in bytes.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub memory_bytes: Option<u64>,
+}
+
+impl QuotaView {
+    /// The figures the store cannot hold (it keeps signed 64-bit integers), by field.
+    #[must_use]
+    pub fn out_of_range(&self) -> Vec<&'static str> {
+        [
+            ("quota.apps", self.apps),
+            ("quota.replicas", self.replicas),
+            ("quota.memoryBytes", self.memory_bytes),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some_and(|v| i64::try_from(v).is_err()))
+        .map(|(field, _)| field)
+        .collect()
+    }
 }
 
 impl From<QuotaView> for Quota {

@@ -20,12 +20,16 @@ pub const PREVIOUS_REPLICAS_ANNOTATION: &str = "longin.io/previousReplicas";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Application {
     /// Always `longin.io/v1`.
+    #[schemars(extend("const" = crate::API_VERSION))]
     pub api_version: String,
     /// Always `Application`.
+    #[schemars(extend("const" = KIND))]
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: ApplicationSpec,
+    /// Ignored when applied (a document read back re-applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub status: Option<ApplicationStatus>,
 }
 
@@ -50,28 +54,53 @@ pub struct ApplicationList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMeta {
     /// DNS-1123 label, unique per owner.
+    #[schemars(length(max = 63), pattern(crate::name::DNS1123_LABEL_PATTERN))]
     pub name: String,
+    /// Keys `[DNS-subdomain/]name`; values at most 63 of `[A-Za-z0-9_.-]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": crate::validation::QUALIFIED_NAME_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": crate::validation::LABEL_VALUE_PATTERN},
+    ))]
     pub labels: BTreeMap<String, String>,
+    /// Keys as labels'; any values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": crate::validation::QUALIFIED_NAME_PATTERN}))]
     pub annotations: BTreeMap<String, String>,
     /// The owning user's username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub uid: Option<String>,
     /// Incremented on every change of the desired state (spec or restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub generation: Option<i64>,
-    /// Incremented on every change; applying with a stale one is refused.
+    /// Incremented on every change; applying with a stale one is refused. Applied as
+    /// the string the server returned (or that number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resource_version_schema")]
     pub resource_version: Option<String>,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub creation_timestamp: Option<String>,
     /// RFC 3339; set when deletion was asked for and the controller is cleaning up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("readOnly" = true))]
     pub deletion_timestamp: Option<String>,
+}
+
+/// A resourceVersion: a decimal string of a u64 (as the server writes it), or the number.
+fn resource_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+        ]
+    })
 }
 
 /// What the user wants running.
@@ -79,6 +108,7 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationSpec {
     /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`.
+    #[schemars(length(max = 255), pattern(crate::image::IMAGE_REFERENCE_PATTERN))]
     pub image: Image,
     /// When the image is pulled: `Always` (every container start checks the registry,
     /// so only someone who may pull an image can run it) or `IfNotPresent` (a copy
@@ -87,11 +117,15 @@ pub struct ApplicationSpec {
     pub image_pull_policy: Option<ImagePullPolicy>,
     /// Replaces the image's entrypoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_ARGS))]
     pub command: Vec<String>,
     /// Replaces the image's command (arguments to the entrypoint).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_ARGS))]
     pub args: Vec<String>,
+    /// A name given twice takes its last definition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_ENV))]
     pub env: Vec<EnvVar>,
     /// The port the program listens on inside the container.
     #[schemars(range(min = 1, max = 65535))]
@@ -133,6 +167,7 @@ pub enum ImagePullPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
+    #[schemars(pattern(crate::validation::ENV_NAME_PATTERN))]
     pub name: String,
     /// Omitted when reading a secret back; omit it when applying to keep the stored one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,13 +217,17 @@ pub struct HealthCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpProbe>,
     #[serde(default)]
+    #[schemars(range(max = crate::validation::MAX_SECONDS))]
     pub initial_delay_seconds: u32,
     #[serde(default = "default_period")]
+    #[schemars(range(min = 1, max = crate::validation::MAX_SECONDS))]
     pub period_seconds: u32,
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = crate::validation::MAX_SECONDS))]
     pub timeout_seconds: u32,
     /// Consecutive failures that restart the replica.
     #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 100))]
     pub failure_threshold: u32,
 }
 
@@ -208,7 +247,8 @@ fn default_failure_threshold() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpProbe {
-    /// Must start with `/`.
+    /// Must start with `/`; no whitespace.
+    #[schemars(pattern(crate::validation::PROBE_PATH_PATTERN))]
     pub path: String,
 }
 

@@ -370,6 +370,26 @@ pub fn parse_json_documents(text: &str) -> Result<Vec<Value>, DocumentError> {
     })
 }
 
+/// Writes every whole number given as a float (`3.0`, `1e3`) as the integer it is: JSON
+/// Schema counts it an integer, and so does Longin wherever it reads one.
+pub fn whole_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0)
+                // Only where the integer is exact: within ±2^53.
+                && f.abs() <= 9_007_199_254_740_992.0
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *n = Number::from(whole);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_as_integers),
+        _ => {}
+    }
+}
+
 /// An application as YAML (for `Accept: application/yaml` and the CLI).
 ///
 /// # Errors

@@ -65,6 +65,31 @@ fn is_registry(c: &str) -> bool {
     host_ok && port_ok
 }
 
+/// The references [`ImageRef::parse`] then [`ImageRef::check_not_an_id`] accept, as a
+/// regular expression (ECMA-262, for JSON Schemas; with a `maxLength` of 255). Of the
+/// image IDs it lets through only the `sha256:<hex>` spelling of one; the parser refuses
+/// that too. The alternatives: a registry (a dotted host, a host with a port, or
+/// `localhost`) then path components; several path components, the first without a
+/// dot (else it would be a registry); one component that cannot be an ID's prefix (not
+/// all hex digits); one component with a tag or a digest.
+pub const IMAGE_REFERENCE_PATTERN: &str = concat!(
+    "^(",
+    // registry/path(/path)*
+    "([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?((\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+(:[0-9]{1,5})?|:[0-9]{1,5})|localhost)",
+    "/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*",
+    "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9+._-]+:[a-f0-9]{32,})?",
+    // path/path(/path)*, the first without a dot
+    "|[a-z0-9]+((_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)+",
+    "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9+._-]+:[a-f0-9]{32,})?",
+    // one component that is not all hex digits
+    "|(([a-z0-9]+(\\.|_|__|-+))*[a-z0-9]*[g-z][a-z0-9]*((\\.|_|__|-+)[a-z0-9]+)*|[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)+)",
+    "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9+._-]+:[a-f0-9]{32,})?",
+    // one component with a tag or a digest
+    "|[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*",
+    "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@[a-z0-9+._-]+:[a-f0-9]{32,})?|@[a-z0-9+._-]+:[a-f0-9]{32,})",
+    ")$"
+);
+
 impl ImageRef {
     /// Parses and checks a reference.
     ///
@@ -210,6 +235,57 @@ mod tests {
         ] {
             let checked = ImageRef::parse(good).and_then(ImageRef::check_not_an_id);
             assert!(checked.is_ok(), "{good:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn references_the_pattern_allows_are_accepted(
+            // Repetitions bounded, so most references stay within maxLength.
+            reference in crate::matching(
+                &IMAGE_REFERENCE_PATTERN
+                    .replace("{32,}", "{32,64}")
+                    .replace("{0,127}", "{0,16}")
+                    .replace(")*", "){0,2}")
+                    .replace(")+", "){1,2}")
+                    .replace("]+", "]{1,6}")
+                    .replace("]*", "]{0,6}")
+                    .replace("-+", "-{1,2}")
+            )
+        ) {
+            // The pattern's maxLength and the one ID spelling it admits (see its doc).
+            proptest::prop_assume!(reference.len() <= 255 && !reference.starts_with("sha256:"));
+            let checked = ImageRef::parse(&reference).and_then(ImageRef::check_not_an_id);
+            proptest::prop_assert!(checked.is_ok(), "{reference:?}: {checked:?}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_refuses_what_the_parser_refuses() {
+        let pattern = regex::Regex::new(IMAGE_REFERENCE_PATTERN).expect("regex");
+        for bad in [
+            "",
+            "UPPER/case",
+            "a//b",
+            "app:",
+            "-app",
+            "app@sha256:xyz",
+            "a_b.c/x",
+            "abc123",
+            "4f1e2d3c5b6a",
+        ] {
+            assert!(!pattern.is_match(bad), "{bad:?}");
+        }
+        for good in [
+            "busybox",
+            "abc123:1.0",
+            "127.0.0.1:5000/abc123",
+            "library/abc123",
+            "localhost/app",
+            "registry:5000/x",
+            "ghcr.io/org/my_app-2:v1.2.3-rc.1",
+        ] {
+            assert!(pattern.is_match(good), "{good:?}");
         }
     }
 

@@ -14,6 +14,9 @@ pub enum NameError {
     InvalidCharacters,
 }
 
+/// [`validate_dns1123_label`] as a regular expression (ECMA-262, for JSON Schemas).
+pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
 /// Checks that `name` is a DNS-1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends.
 ///
 /// # Errors
@@ -41,6 +44,13 @@ mod tests {
     fn accepts_kubernetes_style_names() {
         for name in ["a", "hello", "web-1", "0abc", &"x".repeat(63)] {
             assert_eq!(validate_dns1123_label(name), Ok(()), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_the_pattern_allows_are_valid(name in crate::matching(DNS1123_LABEL_PATTERN)) {
+            proptest::prop_assert_eq!(validate_dns1123_label(&name), Ok(()));
         }
     }
 

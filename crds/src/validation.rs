@@ -7,9 +7,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::application::{Application, KIND};
+use crate::application::{Application, EnvVar, KIND};
 use crate::image::ImageRef;
-use crate::quantity::{parse_cpu, parse_memory};
+use crate::quantity::{QuantityError, cpu_from_cores, parse_cpu, parse_memory};
 use crate::{API_VERSION, validate_dns1123_label};
 
 /// One problem, at a JSON path such as `spec.env[1].name`.
@@ -24,12 +24,26 @@ pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
 pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 /// More than any host Longin runs on will have; catches unit mistakes (`1000` for `1000m`).
 pub const MAX_CPU_MILLICORES: u64 = 256_000;
-const MAX_SECONDS: i64 = 3600;
+pub const MAX_SECONDS: i64 = 3600;
 /// A stop may hold the app's replicas this long at most (the controller waits for it
 /// off its workers, but deletions and rollouts of the app wait for it too).
 pub const MAX_GRACE_SECONDS: i64 = 300;
-const MAX_ARGS: usize = 256;
-const MAX_ENV: usize = 256;
+pub const MAX_ARGS: usize = 256;
+pub const MAX_ENV: usize = 256;
+
+// The string rules below as regular expressions (ECMA-262, for JSON Schemas). Tests
+// check that what each allows, its rule accepts.
+
+/// Label and annotation keys, see [`check_qualified_name`] (prefixes of up to three
+/// DNS labels are described, which keeps them within 253 characters).
+pub const QUALIFIED_NAME_PATTERN: &str = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,2}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// Label values, see [`is_label_value`].
+pub const LABEL_VALUE_PATTERN: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+/// Environment variable names, see [`is_env_name`].
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// HTTP probe paths: from `/`, without whitespace (Unicode's, as `char::is_whitespace`
+/// reads it: ECMA's `\\s` differs by U+0085 and U+FEFF).
+pub const PROBE_PATH_PATTERN: &str = "^/[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 
 struct Checker {
     errors: Vec<FieldError>,
@@ -247,6 +261,8 @@ fn is_env_name(name: &str) -> bool {
 pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError>> {
     let mut c = Checker { errors: Vec::new() };
     let mut normalized = document.clone();
+    crate::document::whole_floats_as_integers(&mut normalized);
+    let document = &normalized.clone();
     if let Some(root) = c.object(
         document,
         "",
@@ -274,6 +290,7 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
         return Err(c.errors);
     }
     // Normalise what the schema allows in two forms, then decode.
+    drop_nulls(&mut normalized);
     if let Some(root) = normalized.as_object_mut() {
         root.remove("status");
         if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -292,21 +309,73 @@ pub fn parse_application(document: &Value) -> Result<Application, Vec<FieldError
                 meta.insert("resourceVersion".to_owned(), Value::String(rv));
             }
         }
-        if let Some(cpu) = root
+        let resources = root
             .get_mut("spec")
             .and_then(|s| s.get_mut("resources"))
-            .and_then(|r| r.get_mut("cpu"))
-            && let Value::Number(n) = cpu
-        {
-            *cpu = Value::String(n.to_string());
+            .and_then(Value::as_object_mut);
+        if let Some(resources) = resources {
+            normalize_quantities(resources);
         }
     }
-    serde_json::from_value(normalized).map_err(|err| {
+    let mut app: Application = serde_json::from_value(normalized).map_err(|err| {
         vec![FieldError {
             path: String::new(),
             message: err.to_string(),
         }]
-    })
+    })?;
+    app.spec.env = last_definition_wins(std::mem::take(&mut app.spec.env));
+    Ok(app)
+}
+
+/// Quantities given as numbers, as the strings the types hold: bytes of memory as
+/// written; CPU cores as written where that parses, else as the millicores validation
+/// counted (rounded down).
+fn normalize_quantities(resources: &mut Map<String, Value>) {
+    if let Some(memory) = resources.get_mut("memory")
+        && let Value::Number(n) = memory
+    {
+        *memory = Value::String(n.to_string());
+    }
+    if let Some(cpu) = resources.get_mut("cpu")
+        && let Value::Number(n) = cpu
+    {
+        let text = n.to_string();
+        *cpu = Value::String(match n.as_f64().map(cpu_from_cores) {
+            Some(Ok(millis)) if parse_cpu(&text).is_err() => format!("{millis}m"),
+            _ => text,
+        });
+    }
+}
+
+/// A field set to null is a field left out, as in Kubernetes (and as YAML writes an
+/// empty `env:`); the checks read it so, and so must the decoding.
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// A variable defined twice takes its last definition, in the place of its first (as
+/// Kubernetes and the Docker engine do): a list cannot say "names unique" in JSON Schema,
+/// and a generated or concatenated env list should not be refused for it.
+fn last_definition_wins(env: Vec<EnvVar>) -> Vec<EnvVar> {
+    let mut kept: Vec<EnvVar> = Vec::with_capacity(env.len());
+    let mut index = std::collections::HashMap::new();
+    for var in env {
+        match index.get(&var.name) {
+            Some(&i) => kept[i] = var,
+            None => {
+                index.insert(var.name.clone(), kept.len());
+                kept.push(var);
+            }
+        }
+    }
+    kept
 }
 
 fn c_string(value: &Value) -> Option<&str> {
@@ -433,7 +502,6 @@ fn check_env(c: &mut Checker, value: &Value) {
     if vars.len() > MAX_ENV {
         c.error("spec.env", format!("must have at most {MAX_ENV} variables"));
     }
-    let mut seen = std::collections::HashSet::new();
     for (i, var) in vars.iter().enumerate() {
         let path = format!("spec.env[{i}]");
         let Some(var) = c.object(var, &path, &["name", "value", "secret"]) else {
@@ -442,18 +510,12 @@ fn check_env(c: &mut Checker, value: &Value) {
         if let Some(name) = c
             .required(var, &path, "name")
             .and_then(|v| c.string(v, &format!("{path}.name")))
+            && !is_env_name(name)
         {
-            if !is_env_name(name) {
-                c.error(
-                    &format!("{path}.name"),
-                    "must start with a letter or '_' and contain only letters, digits and '_'",
-                );
-            } else if !seen.insert(name.to_owned()) {
-                c.error(
-                    &format!("{path}.name"),
-                    format!("duplicate variable {name}"),
-                );
-            }
+            c.error(
+                &format!("{path}.name"),
+                "must start with a letter or '_' and contain only letters, digits and '_'",
+            );
         }
         let secret = match var.get("secret") {
             None | Some(Value::Null) => false,
@@ -508,7 +570,11 @@ fn check_resources(c: &mut Checker, value: &Value) {
     if let Some(cpu) = resources.get("cpu").filter(|v| !v.is_null()) {
         let parsed = match cpu {
             Value::String(s) => parse_cpu(s).map_err(|e| e.to_string()),
-            Value::Number(n) => parse_cpu(&n.to_string()).map_err(|e| e.to_string()),
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or(QuantityError::Cpu)
+                .and_then(cpu_from_cores)
+                .map_err(|e| e.to_string()),
             other => Err(format!(
                 "must be a quantity such as \"1\" or 500m, got {}",
                 type_name(other)
@@ -591,6 +657,112 @@ mod tests {
             .collect();
         paths.sort();
         paths
+    }
+
+    #[test]
+    fn the_probe_path_pattern_refuses_every_whitespace() {
+        let pattern = regex::Regex::new(PROBE_PATH_PATTERN).expect("regex");
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            assert_eq!(
+                pattern.is_match(&format!("/a{c}")),
+                !c.is_whitespace(),
+                "{c:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn what_the_string_patterns_allow_is_accepted(
+            key in crate::matching(QUALIFIED_NAME_PATTERN),
+            value in crate::matching(LABEL_VALUE_PATTERN),
+            env in crate::matching(ENV_NAME_PATTERN),
+            probe in crate::matching(PROBE_PATH_PATTERN),
+        ) {
+            let mut doc = minimal();
+            doc["metadata"]["labels"] = json!({&key: value});
+            doc["metadata"]["annotations"] = json!({&key: "any text"});
+            doc["spec"]["env"] = json!([{"name": env, "value": "v"}]);
+            doc["spec"]["healthCheck"] = json!({"http": {"path": probe}});
+            let parsed = parse_application(&doc);
+            proptest::prop_assert!(parsed.is_ok(), "{doc}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn an_optional_field_set_to_null_is_absent() {
+        let mut doc = minimal();
+        doc["metadata"]["labels"] = Value::Null;
+        doc["metadata"]["resourceVersion"] = Value::Null;
+        for key in [
+            "imagePullPolicy",
+            "command",
+            "args",
+            "env",
+            "replicas",
+            "resources",
+            "healthCheck",
+            "restartPolicy",
+            "terminationGracePeriodSeconds",
+        ] {
+            doc["spec"][key] = Value::Null;
+        }
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!(app.spec.replicas, 1);
+        assert!(app.spec.command.is_empty() && app.metadata.labels.is_empty());
+        let mut doc = minimal();
+        doc["spec"]["resources"] = json!({"memory": null, "cpu": null});
+        doc["spec"]["env"] = json!([{"name": "A", "value": null, "secret": true}, {"name": "B", "value": "b", "secret": null}]);
+        doc["spec"]["healthCheck"] = json!({"http": null, "tcp": {}, "periodSeconds": null});
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!(app.spec.resources.memory, "512Mi");
+        assert_eq!(app.spec.health_check.expect("health").period_seconds, 10);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let mut doc = minimal();
+        doc["spec"]["replicas"] = json!(3.0);
+        doc["spec"]["containerPort"] = json!(8080.0);
+        doc["spec"]["resources"] = json!({"memory": 67_108_864.0});
+        let app = parse_application(&doc).expect("valid");
+        assert_eq!((app.spec.replicas, app.spec.container_port), (3, 8080));
+        assert_eq!(app.spec.resources.memory, "67108864");
+        doc["spec"]["replicas"] = json!(2.5);
+        assert_eq!(paths(&doc), ["spec.replicas"]);
+    }
+
+    #[test]
+    fn a_variable_defined_twice_takes_its_last_definition_in_its_first_place() {
+        let mut doc = minimal();
+        doc["spec"]["env"] = json!([
+            {"name": "A", "value": "1"},
+            {"name": "B", "value": "2"},
+            {"name": "A", "value": "3", "secret": true},
+        ]);
+        let env = parse_application(&doc).expect("valid").spec.env;
+        let names: Vec<(&str, Option<&str>, bool)> = env
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_deref(), v.secret))
+            .collect();
+        assert_eq!(names, [("A", Some("3"), true), ("B", Some("2"), false)]);
+    }
+
+    #[test]
+    fn cpu_as_a_number_of_cores_is_rounded_down_to_millicores() {
+        let mut doc = minimal();
+        doc["spec"]["resources"] = json!({"cpu": 0.001_500_000_1});
+        assert_eq!(
+            parse_application(&doc).expect("valid").spec.resources.cpu,
+            "1m"
+        );
+        doc["spec"]["resources"] = json!({"cpu": 2.5});
+        assert_eq!(
+            parse_application(&doc).expect("valid").spec.resources.cpu,
+            "2.5"
+        );
+        doc["spec"]["resources"] = json!({"cpu": 0.000_9});
+        assert_eq!(paths(&doc), ["spec.resources.cpu"]);
     }
 
     #[test]

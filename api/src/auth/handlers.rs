@@ -170,7 +170,9 @@ fn with_refresh_cookie(status: StatusCode, tokens: TokenResponse, request: &Head
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 struct LoginRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 32)]
     username: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 1024)]
     password: Option<String>,
 }
 
@@ -209,8 +211,9 @@ async fn login(
     }
 
     // Keys are bounded: a name longer than any that can be registered is refused
-    // before anything is keyed by it.
-    if username.len() > registration::MAX_USERNAME_BYTES {
+    // before anything is keyed by it (counted in characters, as the document's
+    // maxLength is; registered names are ASCII, so no name that exists is refused).
+    if username.chars().count() > registration::MAX_USERNAME_BYTES {
         return Err(AppError::field("username", "is too long"));
     }
     let account_key = format!("account:{}", username.to_lowercase());
@@ -282,12 +285,22 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<S
                 "expected a body with content-type application/json".to_owned(),
             ));
         }
-        let form: RefreshRequest =
-            serde_json::from_slice(body).map_err(|err| AppError::BadRequest {
-                code: "malformed_json",
-                message: err.to_string(),
-            })?;
-        if let Some(token) = form.refresh_token.filter(|t| !t.is_empty()) {
+        let invalid = |message: String| AppError::BadRequest {
+            code: "malformed_json",
+            message,
+        };
+        // An object, or `null` for none (as the document allows); serde alone would
+        // read a struct from a list too.
+        let form = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Null) => None,
+            Ok(value @ serde_json::Value::Object(_)) => Some(
+                serde_json::from_value::<RefreshRequest>(value)
+                    .map_err(|err| invalid(err.to_string()))?,
+            ),
+            Ok(_) => return Err(invalid("expected a JSON object".to_owned())),
+            Err(err) => return Err(invalid(err.to_string())),
+        };
+        if let Some(token) = form.and_then(|f| f.refresh_token).filter(|t| !t.is_empty()) {
             return Ok(Some(token));
         }
     }
@@ -300,7 +313,7 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<S
 /// session, the newest token included.
 #[utoipa::path(
     post, path = "/api/auth/refresh", tag = "auth",
-    request_body(content = RefreshRequest, description = "Optional when the refreshToken cookie is sent"),
+    request_body(content = Option<RefreshRequest>, description = "Optional when the refreshToken cookie is sent"),
     responses(
         (status = 200, description = "New token pair", body = TokenResponse),
         (status = 401, description = "Missing, unknown, expired, revoked or reused refresh token", body = ErrorBody),
@@ -348,7 +361,7 @@ async fn refresh(
 /// Signs out: revokes the session of the presented refresh token and clears the cookie.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = "auth",
-    request_body(content = RefreshRequest, description = "Optional when the refreshToken cookie is sent"),
+    request_body(content = Option<RefreshRequest>, description = "Optional when the refreshToken cookie is sent"),
     responses((status = 204, description = "Signed out (also when there was no session)"))
 )]
 async fn logout(

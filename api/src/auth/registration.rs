@@ -6,16 +6,22 @@ use utoipa::ToSchema;
 
 use crate::error::FieldErrors;
 
-/// The registration form. Every field is optional here so that missing ones are
-/// reported together with the invalid ones.
+/// The registration form. Every field is optional in the type so that missing ones are
+/// reported together with the invalid ones; the document says which are required.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct RegisterRequest {
     /// 3–32 of `[a-z0-9_-]`.
+    #[schema(required = true, value_type = String, pattern = "^[a-z0-9_-]{3,32}$")]
     pub username: Option<String>,
+    /// `local@domain.tld`; stored lower-cased.
+    #[schema(required = true, value_type = String, max_length = 254, pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30})?@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,3}$")]
     pub email: Option<String>,
-    /// At least 10 characters.
+    /// 10 to 1024 characters.
+    #[schema(required = true, value_type = String, min_length = 10, max_length = 1024)]
     pub password: Option<String>,
+    /// Accepted and ignored: repeating a password is the sign-up form's business.
+    #[schema(deprecated)]
     pub confirm_password: Option<String>,
 }
 
@@ -61,18 +67,6 @@ pub fn validate(form: RegisterRequest) -> Result<Registration, FieldErrors> {
             "password".to_owned(),
             format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         );
-    }
-    match form.confirm_password {
-        None => {
-            errors.insert("confirm_password".to_owned(), "is required".to_owned());
-        }
-        Some(confirm) if confirm != password => {
-            errors.insert(
-                "confirm_password".to_owned(),
-                "must match password".to_owned(),
-            );
-        }
-        Some(_) => {}
     }
     if errors.is_empty() {
         Ok(Registration {
@@ -171,18 +165,14 @@ mod tests {
     fn every_bad_field_is_reported_at_once() {
         let errors = validate(form("A!", "nope", "short", "other")).expect_err("invalid");
         let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
-        assert_eq!(
-            fields,
-            ["confirm_password", "email", "password", "username"]
-        );
+        assert_eq!(fields, ["email", "password", "username"]);
     }
 
     #[test]
     fn missing_fields_are_reported_as_required() {
         let errors = validate(RegisterRequest::default()).expect_err("invalid");
         assert_eq!(errors["username"], "is required");
-        assert_eq!(errors["confirm_password"], "is required");
-        assert_eq!(errors.len(), 4);
+        assert_eq!(errors.len(), 3);
     }
 
     #[test]
