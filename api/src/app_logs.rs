@@ -41,6 +41,7 @@ struct AppLogsQuery {
     #[param(maximum = 10000, minimum = 0)]
     tail: usize,
     /// Only lines since then: RFC 3339 or Unix seconds.
+    #[param(value_type = Option<crate::openapi::InstantSecs>, inline)]
     since: Option<String>,
     /// Keep the response open: new lines, new containers (replacements, rollouts,
     /// scale-ups) from their first line and restarted ones from where they stopped,

@@ -77,6 +77,9 @@ pub(crate) fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Opti
     }
 }
 
+/// Unix milliseconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
+const RFC3339_MS: (i64, i64) = (-62_167_219_200_000, 253_402_300_799_999);
+
 /// Checks and completes the query; every problem is named by its field. Each
 /// parameter is checked alone (as the document can say); a window that does not fit
 /// the bounds is brought within them: one that ends before it starts is empty, one
@@ -100,6 +103,12 @@ pub(crate) fn resolve(q: &WindowQuery, now_ms: i64, interval_ms: i64) -> Result<
     let (Some(since), Some(until), true) = (since, until, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
     };
+    // Answered as RFC 3339, whose years are 0000 to 9999: a window beyond (which has
+    // no data) is brought within them.
+    let (since, until) = (
+        since.clamp(RFC3339_MS.0, RFC3339_MS.1),
+        until.clamp(RFC3339_MS.0, RFC3339_MS.1),
+    );
     let since = since.clamp(until.saturating_sub(MAX_WINDOW_MS), until);
     let window = until - since;
     let step = q
@@ -269,5 +278,10 @@ mod tests {
         let w = resolve(&q(Some("0"), Some("86400"), Some(1)), NOW, 1000).unwrap();
         assert!((w.until - w.since) / w.step <= MAX_POINTS, "{w:?}");
         assert_eq!(w.step, 8_000);
+        // Beyond year 9999 (which RFC 3339 cannot write): within it.
+        let w = resolve(&q(Some("282"), Some("8210266876799"), None), NOW, 1000).unwrap();
+        assert_eq!(w.until, RFC3339_MS.1);
+        let shown = crate::users::time_from_ms(w.since).to_rfc3339();
+        assert!(shown.starts_with("9999-"), "{shown}");
     }
 }
