@@ -135,8 +135,7 @@ async fn logs(
     let Selection { since, only } =
         Selection::parse(query.tail, query.since.as_deref(), query.stream.as_deref())?;
     let app =
-        crate::applications::find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref())
-            .await?;
+        crate::access::find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
     let containers = ctx.store.application_containers(&app.id).await?;
     let containers = selected(&name, containers, query.replica)?;
     let replicas = containers

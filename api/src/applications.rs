@@ -7,9 +7,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -19,12 +19,12 @@ use longin_crds::document::{
 };
 use longin_crds::validation::parse_application;
 use longin_store::applications::{
-    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, ContainerRecord, DeploymentRecord,
-    Verb,
+    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, DeploymentRecord, Verb,
 };
 
 use longin_store::quotas::Quota;
 
+use crate::access::{OwnedApp, OwnerQuery, app_not_found, check_name, find, owner_id};
 use crate::audit::RequestAudit;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
@@ -43,37 +43,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(restart))
         .routes(routes!(deployments))
         .routes(routes!(containers))
-}
-
-/// Whose applications a request is about.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(default)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct OwnerQuery {
-    /// Admins only: act on this user's applications instead of their own.
-    pub(crate) owner: Option<String>,
-}
-
-/// The owner id the request acts for.
-pub(crate) async fn owner_id(
-    ctx: &ApiContext,
-    user: &AuthUser,
-    owner: Option<&str>,
-) -> Result<String, AppError> {
-    match owner {
-        None => Ok(user.id.clone()),
-        Some(name) if name == user.username => Ok(user.id.clone()),
-        Some(name) if crate::auth::registration::check_username(name).is_err() => Err(
-            AppError::NotFound(format!("no user named {}", name.escape_debug())),
-        ),
-        Some(_) if !user.is_admin() => Err(AppError::Forbidden(
-            "only admins may act for another owner".to_owned(),
-        )),
-        Some(name) => match ctx.store.user_by_username(name).await? {
-            Some(owner) => Ok(owner.id),
-            None => Err(AppError::NotFound(format!("no user named {name}"))),
-        },
-    }
 }
 
 /// YAML when the client asks for it, JSON otherwise.
@@ -483,39 +452,6 @@ fn json_response(body: bytes::Bytes) -> Response {
         .into_response()
 }
 
-/// A name that cannot be an application's is not found (not a 400: the path names a
-/// resource, and there is none by that name).
-fn check_name(name: &str) -> Result<(), AppError> {
-    if longin_crds::validate_dns1123_label(name).is_err() {
-        return Err(not_found(name));
-    }
-    Ok(())
-}
-
-fn not_found(name: &str) -> AppError {
-    AppError::NotFound(format!("application {} not found", name.escape_debug()))
-}
-
-pub(crate) async fn find(
-    ctx: &ApiContext,
-    user: &AuthUser,
-    owner: Option<&str>,
-    name: &str,
-    audit: Option<&RequestAudit>,
-) -> Result<ApplicationRecord, AppError> {
-    check_name(name)?;
-    let owner = owner_id(ctx, user, owner).await?;
-    let record = ctx
-        .store
-        .application(&owner, name)
-        .await?
-        .ok_or_else(|| not_found(name))?;
-    if let Some(audit) = audit {
-        audit.set_application(&record.id);
-    }
-    Ok(record)
-}
-
 /// One application with its status.
 #[utoipa::path(
     get, path = "/api/applications/{name}", tag = "applications", operation_id = "get_application",
@@ -544,7 +480,7 @@ async fn get_one(
         .store
         .application_version(&owner, &name)
         .await?
-        .ok_or_else(|| not_found(&name))?;
+        .ok_or_else(|| app_not_found(&name))?;
     if let Some(audit) = &audit {
         audit.set_application(&uid);
     }
@@ -555,7 +491,7 @@ async fn get_one(
         .store
         .application(&owner, &name)
         .await?
-        .ok_or_else(|| not_found(&name))?;
+        .ok_or_else(|| app_not_found(&name))?;
     Ok(json_response(
         ctx.rendered.render(&record).map_err(AppError::internal)?,
     ))
@@ -582,12 +518,9 @@ struct DeleteResponse {
 )]
 async fn delete(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
+    OwnedApp { record }: OwnedApp,
 ) -> Result<Response, AppError> {
-    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    let name = record.name.clone();
     let controller_active = ctx.store.lease_held(&ctx.config.controller_lease).await?;
     let gone = ctx
         .store
@@ -609,16 +542,14 @@ async fn quota_of(ctx: &ApiContext, owner_id: &str) -> Result<Quota, AppError> {
     Ok(ctx.config.quotas.for_user(&owner))
 }
 
+/// What stop, start and restart share: the verb applied to the named app.
 async fn verb(
     ctx: &ApiContext,
-    user: &AuthUser,
-    owner: Option<&str>,
-    name: &str,
+    record: &ApplicationRecord,
     verb: Verb,
-    audit: Option<&RequestAudit>,
     headers: &HeaderMap,
 ) -> Result<Response, AppError> {
-    let record = find(ctx, user, owner, name, audit).await?;
+    let name = &record.name;
     let updated = ctx
         .store
         .apply_verb(
@@ -642,22 +573,10 @@ async fn verb(
 )]
 async fn stop(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
+    app: OwnedApp,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    verb(
-        &ctx,
-        &user,
-        query.owner.as_deref(),
-        &name,
-        Verb::Stop,
-        audit.as_deref(),
-        &headers,
-    )
-    .await
+    verb(&ctx, &app.record, Verb::Stop, &headers).await
 }
 
 /// Starts a stopped application with the replica count it had.
@@ -673,22 +592,10 @@ async fn stop(
 )]
 async fn start(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
+    app: OwnedApp,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    verb(
-        &ctx,
-        &user,
-        query.owner.as_deref(),
-        &name,
-        Verb::Start,
-        audit.as_deref(),
-        &headers,
-    )
-    .await
+    verb(&ctx, &app.record, Verb::Start, &headers).await
 }
 
 /// Rolling restart: a new generation with the same spec replaces every replica.
@@ -703,22 +610,10 @@ async fn start(
 )]
 async fn restart(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
+    app: OwnedApp,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    verb(
-        &ctx,
-        &user,
-        query.owner.as_deref(),
-        &name,
-        Verb::Restart,
-        audit.as_deref(),
-        &headers,
-    )
-    .await
+    verb(&ctx, &app.record, Verb::Restart, &headers).await
 }
 
 /// A generation of an application: when and why it was rolled out.
@@ -758,43 +653,12 @@ impl From<DeploymentRecord> for DeploymentView {
 )]
 async fn deployments(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
+    OwnedApp { record }: OwnedApp,
 ) -> Result<axum::Json<Vec<DeploymentView>>, AppError> {
-    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
     let history = ctx.store.application_deployments(&record.id, 50).await?;
     Ok(axum::Json(
         history.into_iter().map(DeploymentView::from).collect(),
     ))
-}
-
-/// A replica's container as the controller last observed it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ContainerView {
-    id: String,
-    docker_id: Option<String>,
-    replica: i64,
-    host_port: Option<i64>,
-    status: String,
-    restart_count: i64,
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl From<ContainerRecord> for ContainerView {
-    fn from(c: ContainerRecord) -> Self {
-        Self {
-            id: c.id,
-            docker_id: c.docker_id,
-            replica: c.replica_index,
-            host_port: c.host_port,
-            status: c.status,
-            restart_count: c.restart_count,
-            started_at: c.started_at.map(crate::users::time_from_ms),
-        }
-    }
 }
 
 /// The application's containers, by replica.
@@ -802,18 +666,17 @@ impl From<ContainerRecord> for ContainerView {
     get, path = "/api/applications/{name}/containers", tag = "applications",
     security(("bearer" = [])),
     params(("name" = String, Path), OwnerQuery),
-    responses((status = 200, body = Vec<ContainerView>), (status = 404, body = ErrorBody))
+    responses((status = 200, body = Vec<crate::resource::ContainerView>), (status = 404, body = ErrorBody))
 )]
 async fn containers(
     State(ctx): State<ApiContext>,
-    user: AuthUser,
-    Path(name): Path<String>,
-    AppQuery(query): AppQuery<OwnerQuery>,
-    audit: Option<axum::Extension<RequestAudit>>,
-) -> Result<axum::Json<Vec<ContainerView>>, AppError> {
-    let record = find(&ctx, &user, query.owner.as_deref(), &name, audit.as_deref()).await?;
+    OwnedApp { record }: OwnedApp,
+) -> Result<axum::Json<Vec<crate::resource::ContainerView>>, AppError> {
     let containers = ctx.store.application_containers(&record.id).await?;
     Ok(axum::Json(
-        containers.into_iter().map(ContainerView::from).collect(),
+        containers
+            .into_iter()
+            .map(crate::resource::ContainerView::from)
+            .collect(),
     ))
 }

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::applications::{ContainerView, owner_id};
+use crate::access::{owner_id, visible_container};
 use crate::audit::RequestAudit;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
@@ -19,6 +19,7 @@ use crate::extract::AppQuery;
 use crate::logs::attach::Start;
 use crate::logs::body::{self, Format, Selection, wants_ndjson};
 use crate::logs::{ContainerLogs, History, LogError, follow, follow_container};
+use crate::resource::ContainerView;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -82,30 +83,6 @@ async fn list(
     };
     let containers = ctx.store.owned_containers(owner.as_deref()).await?;
     Ok(axum::Json(containers.into_iter().map(Into::into).collect()))
-}
-
-/// The container `id` if the caller may see it (its owner, or an admin). Someone
-/// else's container is "not found": its existence is not revealed.
-pub(crate) async fn visible_container(
-    ctx: &ApiContext,
-    user: &AuthUser,
-    id: &str,
-    audit: Option<&RequestAudit>,
-) -> Result<OwnedContainer, AppError> {
-    let not_found = || AppError::NotFound(format!("container {} not found", id.escape_debug()));
-    if id.is_empty() || id.len() > 128 {
-        return Err(not_found());
-    }
-    let c = ctx
-        .store
-        .owned_container(id)
-        .await?
-        .filter(|c| c.owner_id == user.id || user.is_admin())
-        .ok_or_else(not_found)?;
-    if let Some(audit) = audit {
-        audit.set_application(&c.application_id);
-    }
-    Ok(c)
 }
 
 /// One container: by its id, its engine id, or a unique prefix of 12+ characters of it.

@@ -1,6 +1,7 @@
 //! Longin's HTTP API: REST over axum, with JSON errors everywhere, JWT auth, a request
 //! audit log and a generated OpenAPI document.
 
+pub mod access;
 pub mod admin;
 pub mod app_logs;
 pub mod applications;
@@ -12,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod instant;
 pub mod logs;
 pub mod openapi;
 pub mod pagination;

@@ -1,10 +1,11 @@
-//! How the API shows a stored application: as the Application resource, with the
-//! server's metadata filled in and secret values redacted. Presentation belongs here,
+//! How the API shows what is stored: an application as the Application resource, with
+//! the server's metadata filled in and secret values redacted; a replica's container. Presentation belongs here,
 //! not in the store: the store keeps secrets in clear for the controller.
 
 use longin_crds::API_VERSION;
 use longin_crds::application::{Application, KIND, ObjectMeta};
 use longin_store::applications::ApplicationRecord;
+use longin_store::containers::ContainerRecord;
 use longin_store::time::rfc3339;
 
 /// A stored application as the API shows it.
@@ -31,6 +32,33 @@ impl Presented for ApplicationRecord {
             },
             spec: self.spec.redacted(),
             status: Some(self.status.clone()),
+        }
+    }
+}
+
+/// A replica's container as the controller last observed it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ContainerView {
+    id: String,
+    docker_id: Option<String>,
+    replica: i64,
+    host_port: Option<i64>,
+    status: String,
+    restart_count: i64,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ContainerRecord> for ContainerView {
+    fn from(c: ContainerRecord) -> Self {
+        Self {
+            id: c.id,
+            docker_id: c.docker_id,
+            replica: c.replica_index,
+            host_port: c.host_port,
+            status: c.status,
+            restart_count: c.restart_count,
+            started_at: c.started_at.map(crate::users::time_from_ms),
         }
     }
 }

@@ -7,12 +7,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::applications::find;
+use crate::access::find;
 use crate::audit::RequestAudit;
 use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
 use crate::extract::AppQuery;
+use crate::instant::instant;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(app_metrics))
@@ -51,30 +52,6 @@ pub(crate) struct Window {
     since: i64,
     until: i64,
     step: i64,
-}
-
-/// A time parameter: RFC 3339 or Unix seconds, as Unix milliseconds; a problem is
-/// recorded under `field`.
-pub(crate) fn instant(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
-    if let Ok(secs) = text.parse::<i64>() {
-        // Within chrono's range (±262 000 years), so differences cannot overflow.
-        return chrono::DateTime::from_timestamp(secs, 0)
-            .map(|t| t.timestamp_millis())
-            .or_else(|| {
-                errors.insert(field.to_owned(), "out of range".to_owned());
-                None
-            });
-    }
-    match chrono::DateTime::parse_from_rfc3339(text) {
-        Ok(t) => Some(t.timestamp_millis()),
-        Err(_) => {
-            errors.insert(
-                field.to_owned(),
-                "expected an RFC 3339 time (2026-11-26T10:00:00Z) or Unix seconds".to_owned(),
-            );
-            None
-        }
-    }
 }
 
 /// Unix milliseconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.

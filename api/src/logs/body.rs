@@ -43,7 +43,7 @@ impl Selection {
             errors.insert("tail".to_owned(), format!("at most {MAX_TAIL}"));
         }
         let since = since
-            .and_then(|s| crate::usage::instant("since", s, &mut errors))
+            .and_then(|s| crate::instant::instant("since", s, &mut errors))
             .map(|ms| ms.saturating_mul(1_000_000));
         let only = match stream {
             None => None,

@@ -356,7 +356,7 @@ impl Session {
             Some((owner, name)) => (Some(owner), name),
             None => (None, name),
         };
-        crate::applications::find(&self.ctx, &self.user, owner, name, None).await
+        crate::access::find(&self.ctx, &self.user, owner, name, None).await
     }
 
     async fn subscribe_metrics(&mut self, name: &str) -> Result<(), AppError> {
@@ -398,8 +398,7 @@ impl Session {
         // Built here, started once `subscribed` is queued: no line before it.
         let (key, follow): (String, futures::future::BoxFuture<'static, ()>) = match topic {
             Topic::Container(id) => {
-                let c =
-                    crate::containers::visible_container(&self.ctx, &self.user, id, None).await?;
+                let c = crate::access::visible_container(&self.ctx, &self.user, id, None).await?;
                 let docker_id = c.container.docker_id.ok_or_else(|| {
                     AppError::NotFound(format!("container {id} has not been created yet"))
                 })?;
