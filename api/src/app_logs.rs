@@ -18,9 +18,9 @@ use crate::auth::AuthUser;
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody};
 use crate::extract::AppQuery;
-use crate::logs::body::{self, Format, Selection, wants_ndjson};
+use crate::logs::body::{self, Format, Selection, log_error, wants_ndjson};
 use crate::logs::merge::{Source, merge_histories};
-use crate::logs::{AppFollower, History, LogError};
+use crate::logs::{AppFollower, History};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(logs))
@@ -69,10 +69,6 @@ impl Default for AppLogsQuery {
             stream: None,
         }
     }
-}
-
-fn unavailable(err: &LogError) -> AppError {
-    AppError::Unavailable(err.to_string())
 }
 
 /// The application's containers of `replica` (all with `None`) that exist in the
@@ -163,7 +159,7 @@ async fn logs(
             since,
         )
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(|e| log_error(e, &name))?;
         let (sink, response) = body::streaming(format);
         tokio::spawn(async move {
             // The user's stream permit is held until the body ends.
@@ -179,7 +175,7 @@ async fn logs(
             };
             let history = History::open(&ctx.logs, &docker_id, query.tail, since)
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| log_error(e, &docker_id))?;
             sources.push(Source {
                 docker_id,
                 replica: Some(c.replica_index),

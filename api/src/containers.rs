@@ -17,8 +17,8 @@ use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody};
 use crate::extract::AppQuery;
 use crate::logs::attach::Start;
-use crate::logs::body::{self, Format, Selection, wants_ndjson};
-use crate::logs::{ContainerLogs, History, LogError, follow, follow_container};
+use crate::logs::body::{self, Format, Selection, log_error, wants_ndjson};
+use crate::logs::{ContainerLogs, History, follow, follow_container};
 use crate::resource::ContainerView;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
@@ -137,18 +137,6 @@ impl Default for LogsQuery {
     }
 }
 
-fn log_error(err: LogError, id: &str) -> AppError {
-    match err {
-        LogError::Engine(_) => AppError::Unavailable(err.to_string()),
-        // Gone, or going: the engine answers 409 for a container being removed or dead.
-        LogError::Read(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        }) => AppError::NotFound(format!("container {id} is gone from the engine")),
-        LogError::Read(other) => AppError::internal(other),
-    }
-}
-
 /// The container's output. Plain text, or JSON lines `{containerId, stream, line,
 /// timestamp}` with `Accept: application/x-ndjson` (which tells stdout and stderr
 /// apart). With `follow=true` the response stays open and new lines follow.
@@ -232,6 +220,7 @@ async fn logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::LogError;
 
     fn engine_answer(status_code: u16) -> LogError {
         LogError::Read(bollard::errors::Error::DockerResponseServerError {

@@ -246,6 +246,21 @@ pub fn streaming(format: Format) -> (BodySink, Response) {
     (BodySink { tx, format }, response)
 }
 
+/// A log read that failed, as the API answers it: an unreachable engine is a 503, a
+/// container gone or going from it (404, or 409 while it is removed) a 404 naming
+/// `id`, anything else a 500.
+pub(crate) fn log_error(err: crate::logs::LogError, id: &str) -> AppError {
+    match err {
+        crate::logs::LogError::Engine(_) => AppError::Unavailable(err.to_string()),
+        // Gone, or going: the engine answers 409 for a container being removed or dead.
+        crate::logs::LogError::Read(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => AppError::NotFound(format!("container {id} is gone from the engine")),
+        crate::logs::LogError::Read(other) => AppError::internal(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
