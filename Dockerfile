@@ -6,9 +6,10 @@ COPY . .
 RUN cargo build --release --locked --bin longin
 
 FROM debian:bookworm-slim
-# wget: the compose healthcheck; ca-certificates: registries over TLS.
+# wget: the compose healthcheck; ca-certificates: registries and git over TLS;
+# git and openssh-client: builds from spec.source (fetches, deploy keys).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates wget \
+    && apt-get install -y --no-install-recommends ca-certificates wget git openssh-client \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/longin /usr/local/bin/longin
 ENV LONGIN_DATA_DIR=/var/lib/longin \

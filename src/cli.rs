@@ -90,6 +90,126 @@ pub enum Command {
     Logs(LogsArgs),
     /// CPU and memory of every application, from the latest metrics cycle.
     Top,
+    /// An application's revisions: history, undo (roll back), status (wait).
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// Roll out again: rebuild from git at the branch's head, or pull the image again.
+    Redeploy(NameArgs),
+    /// Show an application's GitHub webhook (created the first time) and its deliveries.
+    Webhook(WebhookArgs),
+    /// Set the HTTPS token builds fetch a private repository with (read from stdin).
+    GitToken(GitTokenArgs),
+    /// Show the SSH deploy key builds fetch with (generated the first time).
+    DeployKey(DeployKeyArgs),
+    /// Personal API tokens for kubectl and CI: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Write a kubeconfig for this server's Kubernetes-compatible API (`serve
+    /// --tls-listen`): its https address and CA, a new API token, and a context whose
+    /// namespace is your username. Merged into --file when it exists; printed without.
+    Kubeconfig(KubeconfigArgs),
+}
+
+/// Settings of `kubeconfig`.
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArgs {
+    /// The kubeconfig to write (e.g. ~/.kube/config): merged into when it exists, its
+    /// other clusters, users and contexts kept. Without it, printed on stdout.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Name of the context (and of its cluster and user entries).
+    #[arg(long, default_value = "longin")]
+    pub context: String,
+    /// Days until the context's API token expires (it is `kubeconfig-CONTEXT`; a new
+    /// kubeconfig replaces it).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub expires_in_days: i64,
+}
+
+/// Settings of `git-token`.
+#[derive(Debug, Clone, Args)]
+pub struct GitTokenArgs {
+    pub name: String,
+    /// Forget the token instead.
+    #[arg(long)]
+    pub clear: bool,
+}
+
+/// Settings of `deploy-key`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployKeyArgs {
+    pub name: String,
+    /// Generate a new key (the old one stops working).
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+/// `longin token …`: personal API tokens, long-lived bearer tokens that act as you.
+/// Managed with the session of `longin login`: a token cannot create or revoke tokens.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown this once).
+    Create(TokenCreateArgs),
+    /// Your tokens: when each was created, last used and expires.
+    List,
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke(NameArgs),
+}
+
+/// Settings of `token create`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    /// 1–63 of a-z, 0-9 and '-', unique among your tokens (the machine or pipeline
+    /// that uses it, say).
+    pub name: String,
+    /// Days until the token stops working, 1–3650 (default 90).
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<i64>,
+}
+
+/// `longin rollout …`, after `kubectl rollout`.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Every revision: trigger, status, commit, image.
+    History(NameArgs),
+    /// Roll back to the previous succeeded revision, or to --to-revision.
+    Undo(UndoArgs),
+    /// Wait for a revision (the newest by default) to end; exit 0 only if it succeeded.
+    Status(StatusArgs),
+}
+
+/// Settings of `rollout undo`.
+#[derive(Debug, Clone, Args)]
+pub struct UndoArgs {
+    pub name: String,
+    /// The revision whose image to roll back to.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub to_revision: Option<i64>,
+}
+
+/// Settings of `rollout status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    pub name: String,
+    /// The revision to wait for (default: the newest).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub revision: Option<i64>,
+    /// How long to wait: `10m`, `90s` (1 s to 1 h).
+    #[arg(long, default_value = "20m", value_parser = parse_interval)]
+    pub timeout: Duration,
+}
+
+/// Settings of `webhook`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    pub name: String,
+    /// Give the hook a new secret (shown once; the URL stays).
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 /// Settings of `logs`.
@@ -168,7 +288,11 @@ impl Command {
     /// Whether this command acts on applications, and so on an owner's.
     #[must_use]
     pub fn acts_on_applications(&self) -> bool {
-        self.is_client() && !matches!(self, Self::Login(_) | Self::Logout)
+        self.is_client()
+            && !matches!(
+                self,
+                Self::Login(_) | Self::Logout | Self::Token { .. } | Self::Kubeconfig(_)
+            )
     }
 }
 
@@ -184,7 +308,7 @@ impl ClientOptions {
         }
         if self.owner.is_some() && !command.acts_on_applications() {
             return Some(
-                "--owner is for the commands on applications (apply, get, describe, delete, stop, start, restart, logs, top)"
+                "--owner is for the commands on applications (apply, get, describe, delete, stop, start, restart, logs, top, rollout, redeploy, webhook, git-token, deploy-key)"
                     .to_owned(),
             );
         }
@@ -313,6 +437,25 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_LISTEN", default_value = "127.0.0.1:3001")]
     pub listen: SocketAddr,
 
+    /// Address of an HTTPS listener serving the same API, for kubectl (client-go sends
+    /// a bearer token only over https). Off unless set, e.g. `127.0.0.1:6443`.
+    #[arg(long, env = "LONGIN_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain of the HTTPS listener. Default: issued at each start by a
+    /// CA made once in `<data-dir>/tls/`, which `longin kubeconfig` hands out.
+    #[arg(long, env = "LONGIN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "LONGIN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Another DNS name or IP address the generated certificate is valid for (beside
+    /// localhost, the loopback addresses and the listen address); repeatable.
+    #[arg(long = "tls-san", env = "LONGIN_TLS_SANS", value_delimiter = ',')]
+    pub tls_sans: Vec<String>,
+
     /// Redis URL. When set, refresh tokens and sign-in failure counts live in Redis, so
     /// several API processes share them.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -438,7 +581,8 @@ pub struct ServeArgs {
     pub quota_memory: u64,
 
     /// Log reads, follows and WebSocket log subscriptions one user may have open at
-    /// once (per API process); more are refused with 429.
+    /// once (per API process); more are refused with 429. Kubernetes watches have as
+    /// many places of their own.
     #[arg(long, env = "LONGIN_LOG_STREAMS_PER_USER", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub log_streams_per_user: u64,
 
@@ -451,6 +595,21 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
 
+    /// Image builds from git (`spec.source`) run at once, across applications (one
+    /// per application always).
+    #[arg(long, env = "LONGIN_BUILD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub build_concurrency: u64,
+
+    /// How long one build (fetch, context, image) may run before it fails: `15m`,
+    /// `90s` (1 s to 1 h).
+    #[arg(long, env = "LONGIN_BUILD_TIMEOUT", default_value = "15m", value_parser = parse_interval)]
+    pub build_timeout: Duration,
+
+    /// Built images kept per application: those of its newest succeeded revisions
+    /// (and any image in use). Older ones built by this installation are removed.
+    #[arg(long, env = "LONGIN_KEEP_IMAGES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keep_images: u64,
+
     /// Bearer token Prometheus must present on /metrics. Without it /metrics is open
     /// to anyone who can reach the server (it names every application).
     #[arg(long, env = "LONGIN_METRICS_TOKEN")]
@@ -458,6 +617,23 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Where the HTTPS listener's certificate comes from, if there is one.
+    #[must_use]
+    pub fn tls_source(&self) -> Option<crate::tls::Source> {
+        let listen = self.tls_listen?;
+        Some(match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => crate::tls::Source::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => crate::tls::Source::Generated {
+                data_dir: self.store.data_dir.clone(),
+                listen,
+                extra_names: self.tls_sans.clone(),
+            },
+        })
+    }
+
     /// The HTTP server's limits these arguments ask for.
     #[must_use]
     pub fn http_limits(&self) -> crate::http::HttpLimits {
@@ -486,6 +662,13 @@ impl ServeArgs {
             engine_timeout: self.engine_timeout,
             pull_policy: self.pull_policy.into(),
             network_pool: self.network_pool,
+            builds: longin_controller::builds::BuildConfig {
+                root: self.store.data_dir.join("git"),
+                concurrency: usize::try_from(self.build_concurrency).unwrap_or(1),
+                timeout: self.build_timeout,
+                keep_images: usize::try_from(self.keep_images).unwrap_or(5),
+                ..longin_controller::builds::BuildConfig::default()
+            },
             ..ControllerConfig::default()
         }
     }

@@ -47,13 +47,17 @@ impl Default for HttpLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` fires, then drains open connections
-/// for at most `limits.drain_timeout`.
+/// for at most `limits.drain_timeout`. With `tls`, each connection first completes a
+/// TLS handshake, within the header-read deadline.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits.body_read_timeout,
     ));
@@ -78,7 +82,8 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        metrics::gauge!("longin_http_connections").set(connections(&permits, limits));
+        metrics::gauge!("longin_http_connections", "scheme" => scheme)
+            .set(connections(&permits, limits));
         let (stream, remote) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -99,24 +104,57 @@ pub async fn serve(
                     .insert(ConnectInfo::<SocketAddr>(remote));
                 req
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(service);
         let permits_left = permits.clone();
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    // A client that never finishes its handshake holds a slot no
+                    // longer than one that never sends its headers.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned();
+                            watcher.watch(connection).await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%remote, error = %err, "TLS handshake failed");
+                            metrics::counter!("longin_tls_handshake_failures_total").increment(1);
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            metrics::counter!("longin_tls_handshake_failures_total").increment(1);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(err) = served {
                 tracing::debug!(%remote, error = %err, "connection ended with an error");
             }
             drop(permit);
-            metrics::gauge!("longin_http_connections").set(connections(&permits_left, limits));
+            metrics::gauge!("longin_http_connections", "scheme" => scheme)
+                .set(connections(&permits_left, limits));
         });
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = graceful.shutdown() => tracing::info!(scheme, "all connections drained"),
         () = tokio::time::sleep(limits.drain_timeout) => {
-            tracing::warn!(timeout = ?limits.drain_timeout, "connections still open after the drain timeout; closing them");
+            tracing::warn!(scheme, timeout = ?limits.drain_timeout, "connections still open after the drain timeout; closing them");
         }
     }
 }

@@ -9,3 +9,4 @@ pub mod client;
 pub mod data_dir;
 pub mod http;
 pub mod server;
+pub mod tls;

@@ -7,8 +7,10 @@ use clap::{CommandFactory as _, Parser as _};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use longin::cli::{AdminCommand, BackupArgs, Cli, ClientOptions, Command, ServeArgs};
-use longin::client::{ApiClient, commands, observe};
+use longin::cli::{
+    AdminCommand, BackupArgs, Cli, ClientOptions, Command, RolloutCommand, ServeArgs, TokenCommand,
+};
+use longin::client::{ApiClient, commands, observe, rollout, source, tokens};
 use longin::server::{self, Role, Server};
 
 #[tokio::main]
@@ -168,6 +170,31 @@ async fn client_command(options: &ClientOptions, command: Command) -> anyhow::Re
         Command::Start(args) => commands::verb(&mut saved()?, &args.name, "start").await?,
         Command::Restart(args) => commands::verb(&mut saved()?, &args.name, "restart").await?,
         Command::Top => observe::top(&mut saved()?).await?,
+        Command::Rollout { command } => match command {
+            RolloutCommand::History(args) => rollout::history(&mut saved()?, &args.name).await?,
+            RolloutCommand::Undo(args) => {
+                rollout::undo(&mut saved()?, &args.name, args.to_revision).await?
+            }
+            RolloutCommand::Status(args) => {
+                rollout::status(&mut saved()?, &args.name, args.revision, args.timeout).await?
+            }
+        },
+        Command::Redeploy(args) => rollout::redeploy(&mut saved()?, &args.name).await?,
+        Command::Webhook(args) => rollout::webhook(&mut saved()?, &args.name, args.rotate).await?,
+        Command::GitToken(args) => source::git_token(&mut saved()?, &args.name, args.clear).await?,
+        Command::DeployKey(args) => {
+            source::deploy_key(&mut saved()?, &args.name, args.rotate).await?
+        }
+        Command::Token { command } => match command {
+            TokenCommand::Create(args) => {
+                tokens::create(&mut saved()?, &args.name, args.expires_in_days).await?
+            }
+            TokenCommand::List => tokens::list(&mut saved()?).await?,
+            TokenCommand::Revoke(args) => tokens::revoke(&mut saved()?, &args.name).await?,
+        },
+        Command::Kubeconfig(args) => {
+            longin::client::kubeconfig::write(&mut saved()?, &args).await?
+        }
         other => anyhow::bail!("{other:?} is not a client command"),
     };
     print!("{output}");

@@ -37,6 +37,8 @@ pub enum Role {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The HTTPS listener and its configuration, when `--tls-listen` asks for one.
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     ctx: ApiContext,
     audit_writer: AuditWriter,
     role: Role,
@@ -111,6 +113,23 @@ impl Server {
             .context("loading the JWT signing secret")?;
 
         let (refresh_tokens, login_failures, bus) = sessions(args, &store, &config).await?;
+        let tls = match args.tls_source() {
+            None => None,
+            Some(source) => {
+                let tls = crate::tls::load(&source).context("setting up the HTTPS listener")?;
+                let listen = args
+                    .tls_listen
+                    .context("an HTTPS source without a listen address")?;
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen} (--tls-listen)"))?;
+                config.kube = Some(longin_api::config::KubeEndpoint {
+                    listen: listener.local_addr().context("reading the HTTPS address")?,
+                    ca_pem: tls.ca_pem,
+                });
+                Some((listener, tls.config))
+            }
+        };
 
         let (audit, audit_writer) = AuditLog::new();
         let ctx = ApiContext {
@@ -124,6 +143,11 @@ impl Server {
             logs: longin_api::logs::LogHub::new(
                 usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),
             ),
+            // A watch is a stream as a log follow is: the same figure bounds them.
+            kube_watches: longin_api::slots::PerUserSlots::new(
+                usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),
+                "longin_kube_watches_refused_total",
+            ),
             config: Arc::new(config),
             rendered: longin_api::rendered::RenderedApplications::default(),
         };
@@ -132,6 +156,7 @@ impl Server {
             .with_context(|| format!("binding {}", args.listen))?;
         Ok(Self {
             listener,
+            tls,
             ctx,
             audit_writer,
             role,
@@ -152,6 +177,12 @@ impl Server {
             .context("reading the bound address")
     }
 
+    /// The HTTPS listener's bound address, when there is one.
+    #[must_use]
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.ctx.config.kube.as_ref().map(|kube| kube.listen)
+    }
+
     /// The API's shared state.
     #[must_use]
     pub fn context(&self) -> &ApiContext {
@@ -166,6 +197,7 @@ impl Server {
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
+            tls,
             ctx,
             audit_writer,
             role,
@@ -192,7 +224,24 @@ impl Server {
         let store = ctx.store.clone();
         let app = longin_api::app(ctx);
         tracing::info!(%addr, ?role, "longin listening");
-        crate::http::serve(listener, app, http_limits, cancel.clone()).await;
+        let https = async {
+            if let Some((listener, config)) = tls {
+                let addr = listener.local_addr().ok();
+                tracing::info!(?addr, "longin listening for HTTPS (kubectl)");
+                crate::http::serve(
+                    listener,
+                    app.clone(),
+                    http_limits,
+                    cancel.clone(),
+                    Some(config),
+                )
+                .await;
+            }
+        };
+        tokio::join!(
+            crate::http::serve(listener, app.clone(), http_limits, cancel.clone(), None),
+            https
+        );
         tracing::info!("http server stopped");
 
         background.cancel();

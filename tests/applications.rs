@@ -70,7 +70,13 @@ async fn apply_creates_with_defaults_generation_and_host_ports() {
     let a = &r["application"];
     assert_eq!(a["apiVersion"], "longin.io/v1");
     assert_eq!(a["metadata"]["generation"], 1);
-    assert_eq!(a["metadata"]["resourceVersion"], "1");
+    // One installation-wide counter, as Kubernetes': a number, opaque to clients.
+    assert!(
+        a["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|v| v.parse::<u64>().is_ok()),
+        "{a}"
+    );
     assert_eq!(a["metadata"]["owner"], "alice");
     assert!(a["metadata"]["uid"].is_string() && a["metadata"]["creationTimestamp"].is_string());
     assert_eq!(
@@ -86,6 +92,14 @@ async fn apply_creates_with_defaults_generation_and_host_ports() {
     assert!(ports.iter().all(|p| (3100..=4000).contains(p)), "{ports:?}");
     assert_ne!(ports[0], ports[1]);
     app.stop().await;
+}
+
+/// An apply result's resourceVersion, as the number it is.
+fn version(result: &Value) -> u64 {
+    result["application"]["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric resourceVersion")
 }
 
 #[tokio::test]
@@ -107,7 +121,7 @@ async fn reapplying_the_same_document_changes_nothing_and_says_so() {
     .await;
     assert_eq!(scaled[0]["action"], "configured");
     assert_eq!(scaled[0]["application"]["metadata"]["generation"], 2);
-    assert_eq!(scaled[0]["application"]["metadata"]["resourceVersion"], "2");
+    assert!(version(&scaled[0]) > version(&first[0]));
     assert_eq!(ports(&scaled[0]["application"]).len(), 3);
     assert_eq!(
         ports(&scaled[0]["application"])[..2],
@@ -123,10 +137,7 @@ async fn reapplying_the_same_document_changes_nothing_and_says_so() {
     )
     .await;
     assert_eq!(relabelled[0]["application"]["metadata"]["generation"], 2);
-    assert_eq!(
-        relabelled[0]["application"]["metadata"]["resourceVersion"],
-        "3"
-    );
+    assert!(version(&relabelled[0]) > version(&scaled[0]));
     app.stop().await;
 }
 
@@ -134,22 +145,26 @@ async fn reapplying_the_same_document_changes_nothing_and_says_so() {
 async fn stale_resource_version_is_a_conflict() {
     let app = spawn_app().await;
     let user = app.register("alice").await;
-    apply_ok(&app, &user.access_token, HELLO).await;
-    apply_ok(
+    let first = apply_ok(&app, &user.access_token, HELLO).await;
+    let second = apply_ok(
         &app,
         &user.access_token,
         &HELLO.replace("replicas: 2", "replicas: 1"),
     )
     .await;
-    let stale = HELLO.replace("  name: hello\n", "  name: hello\n  resourceVersion: '1'\n");
+    let with_version = |v: u64| {
+        HELLO.replace(
+            "  name: hello\n",
+            &format!("  name: hello\n  resourceVersion: '{v}'\n"),
+        )
+    };
+    let stale = with_version(version(&first[0]));
     let (status, body) = error_code(apply_yaml(&app, &user.access_token, &stale).await).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "stale_resource_version");
-    let current = HELLO
-        .replace("  name: hello\n", "  name: hello\n  resourceVersion: '2'\n")
-        .replace("replicas: 2", "replicas: 3");
+    let current = with_version(version(&second[0])).replace("replicas: 2", "replicas: 3");
     let ok = apply_ok(&app, &user.access_token, &current).await;
-    assert_eq!(ok[0]["application"]["metadata"]["resourceVersion"], "3");
+    assert!(version(&ok[0]) > version(&second[0]));
     app.stop().await;
 }
 

@@ -509,3 +509,155 @@ async fn admins_act_for_an_owner_with_owner() {
     assert_eq!(frank.ok(&["get"], None), "No applications found.\n");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_follows_revisions_from_git_rolls_back_and_manages_hooks_and_credentials() {
+    use common::git::{Repo, borrowed, web_files};
+    let app = common::spawn_platform().await;
+    let _containers = common::InstanceContainers(app.instance.clone());
+    app.admin("gitops").await;
+    let cli = Cli::signed_in(&app, "gitops");
+    let registry = common::registry();
+    let repo = Repo::new();
+    repo.commit("main", &borrowed(&web_files(&registry, "one")), "one");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: site}}\nspec:\n  source: {{git: {{url: '{}'}}}}\n  containerPort: 8080\n  terminationGracePeriodSeconds: 1\n",
+            repo.url()
+        ),
+    )
+    .unwrap();
+    cli.ok(&["apply", "-f", file.to_str().unwrap()], None);
+    let out = cli.ok(&["rollout", "status", "site", "--timeout", "5m"], None);
+    assert!(out.contains("revision 1 successfully rolled out"), "{out}");
+
+    repo.commit("main", &[("index.html", "two")], "second page");
+    let out = cli.ok(&["redeploy", "site"], None);
+    assert!(out.contains("redeploying as revision 2"), "{out}");
+    cli.ok(&["rollout", "status", "site", "--timeout", "5m"], None);
+    let history = cli.ok(&["rollout", "history", "site"], None);
+    let second = history
+        .lines()
+        .find(|l| l.starts_with("2 "))
+        .unwrap_or_default();
+    assert!(
+        second.contains("redeploy")
+            && second.contains("succeeded")
+            && second.contains("second page"),
+        "{history}"
+    );
+
+    let out = cli.ok(&["rollout", "undo", "site"], None);
+    assert!(out.contains("rolling back as revision 3"), "{out}");
+    cli.ok(&["rollout", "status", "site", "--timeout", "5m"], None);
+    let err = cli.fails(&["rollout", "undo", "site", "--to-revision", "99"], None);
+    assert!(err.contains("revision 99 not found"), "{err}");
+
+    // A revision that fails: `rollout status` says so and exits non-zero.
+    repo.commit_dockerfile(&registry, "RUN false\n", "broken");
+    cli.ok(&["redeploy", "site"], None);
+    let err = cli.fails(&["rollout", "status", "site", "--timeout", "5m"], None);
+    assert!(err.contains("revision 4 failed"), "{err}");
+
+    // The webhook: created with its secret once, then shown without it.
+    let created = cli.ok(&["webhook", "site"], None);
+    let secret = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        created.contains("/hooks/github/") && secret.len() >= 32,
+        "{created}"
+    );
+    let shown = cli.ok(&["webhook", "site"], None);
+    assert!(
+        shown.contains("Deliveries:") && !shown.contains(&secret),
+        "{shown}"
+    );
+
+    // Credentials: a token from stdin only; a deploy key made once, then shown.
+    cli.ok(&["git-token", "site"], Some("tok-0123456789\n"));
+    let err = cli.fails(&["git-token", "site"], Some(""));
+    assert!(err.contains("no token on stdin"), "{err}");
+    let key = cli.ok(&["deploy-key", "site"], None);
+    assert!(key.starts_with("ssh-ed25519 "), "{key}");
+    assert_eq!(cli.ok(&["deploy-key", "site"], None), key);
+    assert_ne!(cli.ok(&["deploy-key", "site", "--rotate"], None), key);
+    app.stop().await;
+}
+
+// Multi-threaded: the CLI runs as a blocking child process while the server it talks
+// to runs on this test's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_creates_lists_and_revokes_tokens() {
+    let app = common::spawn_app().await;
+    app.register("carol").await;
+    let cli = Cli::signed_in(&app, "carol");
+
+    let created = cli.run(&["token", "create", "ci"], None);
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8(created.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(created.stderr.clone()).unwrap();
+    let token = stdout.strip_suffix('\n').unwrap();
+    assert!(
+        token.starts_with("lgn_") && !token.contains(char::is_whitespace),
+        "the token alone on stdout: {stdout:?}"
+    );
+    assert!(stderr.contains("shown this once"), "{stderr}");
+    let me = |token: String| {
+        let app = &app;
+        async move { app.get("/api/auth/me", Some(&token)).await.status() }
+    };
+    assert_eq!(me(token.to_owned()).await, reqwest::StatusCode::OK);
+
+    let err = cli.fails(&["token", "create", "ci"], None);
+    assert!(err.contains("already exists"), "{err}");
+    let err = cli.fails(
+        &["token", "create", "later", "--expires-in-days", "0"],
+        None,
+    );
+    assert!(err.contains("expiresInDays"), "{err}");
+    let err = cli.fails(&["token", "list", "--owner", "carol"], None);
+    assert!(err.contains("--owner"), "{err}");
+    cli.ok(
+        &["token", "create", "laptop", "--expires-in-days", "7"],
+        None,
+    );
+
+    let table = cli.ok(&["token", "list"], None);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NAME", "CREATED", "LAST-USED", "EXPIRES"],
+        "{table}"
+    );
+    assert_eq!(rows[1][0], "ci", "{table}");
+    assert_ne!(rows[1][2], "never", "ci was used: {table}");
+    assert_eq!(rows[1][3..], ["in", "89d"], "{table}");
+    assert_eq!(rows[2][0], "laptop", "{table}");
+    assert_eq!(rows[2][2], "never", "{table}");
+    assert_eq!(rows[2][3..], ["in", "6d"], "{table}");
+    assert!(!table.contains("lgn_"), "{table}");
+
+    assert_eq!(
+        cli.ok(&["token", "revoke", "ci"], None),
+        "token/ci revoked\n"
+    );
+    assert_eq!(
+        me(token.to_owned()).await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    let err = cli.fails(&["token", "revoke", "ci"], None);
+    assert!(err.contains("no API token named"), "{err}");
+    cli.ok(&["token", "revoke", "laptop"], None);
+    assert_eq!(cli.ok(&["token", "list"], None), "No API tokens found.\n");
+    app.stop().await;
+}

@@ -598,7 +598,7 @@ async fn image_change_rolls_over_without_a_moment_of_no_answer() {
         .json()
         .await
         .unwrap();
-    assert_eq!(history[0]["status"], "Complete", "{history}");
+    assert_eq!(history[0]["status"], "succeeded", "{history}");
     app.stop().await;
 }
 
@@ -661,7 +661,7 @@ async fn stuck_rollout_is_reported_while_the_old_replicas_keep_serving() {
         .json()
         .await
         .unwrap();
-    assert_eq!(history[0]["status"], "Failed", "{history}");
+    assert_eq!(history[0]["status"], "failed", "{history}");
     app.stop().await;
 }
 

@@ -373,3 +373,110 @@ async fn a_failed_app_stays_failed_across_a_restart_until_longin_restart() {
     })
     .await;
 }
+
+/// The revision `rev` of `name`, as the API shows it.
+async fn revision_state(
+    client: &reqwest::Client,
+    node: &Node,
+    token: &str,
+    name: &str,
+    rev: i64,
+) -> Option<Value> {
+    let res = client
+        .get(node.url(&format!("/api/applications/{name}/deployments/{rev}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?;
+    (res.status() == StatusCode::OK).then_some(res.json().await.ok()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_build_marks_it_interrupted_and_the_previous_revision_serves() {
+    use common::git::{Repo, borrowed, web_files};
+    let node = Node::new("build", Vec::new()).await;
+    let _containers = InstanceContainers(node.instance.clone());
+    let registry = common::registry();
+    let client = reqwest::Client::new();
+    let repo = Repo::new();
+    repo.commit("main", &borrowed(&web_files(&registry, "before")), "before");
+
+    let mut server = node.start();
+    node.ready(&client).await;
+    // The first account is the admin: file:// sources are allowed.
+    let token = node.register(&client, "builder").await;
+    let doc = format!(
+        "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: built}}\nspec:\n  source: {{git: {{url: '{}'}}}}\n  containerPort: 8080\n  terminationGracePeriodSeconds: 1\n",
+        repo.url()
+    );
+    let res = client
+        .put(node.url("/api/applications/apply"))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    eventually(180, "revision 1 rolled out", || async {
+        let d = revision_state(&client, &node, &token, "built", 1).await?;
+        (d["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let serving = |port: u64| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let before = named_state(&client, &node, &token, "built").await.unwrap();
+    let port = before["status"]["hostPorts"][0].as_u64().unwrap();
+    assert_eq!(serving(port).await.as_deref(), Some("before"));
+
+    // A build that takes a minute, killed with its server in the middle.
+    repo.commit_dockerfile(
+        &registry,
+        &format!("RUN echo {} && sleep 60\n", uuid::Uuid::new_v4().simple()),
+        "slow",
+    );
+    let res = client
+        .post(node.url("/api/applications/built/redeploy"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let rev = res.json::<Value>().await.unwrap()["revision"]
+        .as_i64()
+        .unwrap();
+    eventually(60, "the build running on the engine", || async {
+        let running = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
+        running.contains("sleep 60").then_some(())
+    })
+    .await;
+    server.kill();
+
+    let _server = node.start();
+    node.ready(&client).await;
+    let ended = eventually(60, "the build marked interrupted", || async {
+        let d = revision_state(&client, &node, &token, "built", rev).await?;
+        (d["status"] == "failed").then_some(d)
+    })
+    .await;
+    assert!(
+        ended["message"].as_str().unwrap().contains("interrupted"),
+        "{ended}"
+    );
+    let after = named_state(&client, &node, &token, "built").await.unwrap();
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(after["spec"]["image"], before["spec"]["image"]);
+    eventually(60, "the previous revision serving", || async {
+        (serving(port).await.as_deref() == Some("before")).then_some(())
+    })
+    .await;
+}

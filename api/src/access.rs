@@ -119,9 +119,15 @@ impl FromRequestParts<ApiContext> for OwnedApp {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, AppError> {
         let user = AuthUser::from_request_parts(parts, ctx).await?;
-        let Path(name) = Path::<String>::from_request_parts(parts, ctx)
-            .await
-            .map_err(|_| AppError::NotFound("no such application".to_owned()))?;
+        // By name: the route may name more than the application (`{revision}`).
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, ctx)
+                .await
+                .map_err(|_| AppError::NotFound("no such application".to_owned()))?;
+        let name = params
+            .get("name")
+            .cloned()
+            .ok_or_else(|| AppError::NotFound("no such application".to_owned()))?;
         let AppQuery(query) = AppQuery::<OwnerQuery>::from_request_parts(parts, ctx).await?;
         let audit = parts.extensions.get::<RequestAudit>().cloned();
         let record = find(ctx, &user, query.owner.as_deref(), &name, audit.as_ref()).await?;

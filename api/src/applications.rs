@@ -19,7 +19,7 @@ use longin_crds::document::{
 };
 use longin_crds::validation::parse_application;
 use longin_store::applications::{
-    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, DeploymentRecord, Verb,
+    ApplicationError, ApplicationRecord, ApplyAction, ApplyMode, Verb,
 };
 
 use longin_store::quotas::Quota;
@@ -41,7 +41,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(stop))
         .routes(routes!(start))
         .routes(routes!(restart))
-        .routes(routes!(deployments))
         .routes(routes!(containers))
 }
 
@@ -186,6 +185,31 @@ fn parse_all(documents: &[Value]) -> Result<Vec<Application>, AppError> {
     }
 }
 
+/// Builds from the server's own files or loopback hosts are for admins: for anyone
+/// else they would read the server's repositories or reach its local services. A
+/// well-formed document asking for what the caller may not have: 403.
+pub(crate) fn check_sources(user: &AuthUser, apps: &[Application]) -> Result<(), AppError> {
+    if user.is_admin() {
+        return Ok(());
+    }
+    for (i, app) in apps.iter().enumerate() {
+        let Some(source) = &app.spec.source else {
+            continue;
+        };
+        if longin_crds::source::GitUrl::parse(&source.git.url).is_ok_and(|u| u.is_privileged()) {
+            let path = if apps.len() == 1 {
+                "spec.source.git.url".to_owned()
+            } else {
+                format!("[{i}].spec.source.git.url")
+            };
+            return Err(AppError::Forbidden(format!(
+                "{path}: file://, http:// and loopback or link-local hosts are for admins; use an https:// or ssh URL"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An application named twice in one apply takes its last document, in the place of
 /// its first, as applying the documents one after the other would leave it.
 fn last_document_wins(apps: Vec<Application>) -> Vec<Application> {
@@ -266,6 +290,7 @@ async fn apply(
 ) -> Result<Response, AppError> {
     let owner = owner_id(&ctx, &user, query.owner.as_deref()).await?;
     let apps = parse_all(&documents_of(&headers, &body)?)?;
+    check_sources(&user, &apps)?;
     let applied = ctx
         .store
         .apply_applications(
@@ -336,6 +361,7 @@ async fn create(
         )
     })?;
     let apps = parse_all(&[document])?;
+    check_sources(&user, &apps)?;
     let applied = ctx
         .store
         .apply_applications(
@@ -537,7 +563,7 @@ async fn delete(
 
 /// The quota of the owner an apply writes for: the owner's own figures where an admin
 /// set them, else the server's defaults; admins have none unless set.
-async fn quota_of(ctx: &ApiContext, owner_id: &str) -> Result<Quota, AppError> {
+pub(crate) async fn quota_of(ctx: &ApiContext, owner_id: &str) -> Result<Quota, AppError> {
     let owner = ctx.store.user_by_id(owner_id).await?;
     Ok(ctx.config.quotas.for_user(&owner))
 }
@@ -614,51 +640,6 @@ async fn restart(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     verb(&ctx, &app.record, Verb::Restart, &headers).await
-}
-
-/// A generation of an application: when and why it was rolled out.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct DeploymentView {
-    generation: i64,
-    /// `create`, `apply`, `stop`, `start`, `restart`.
-    triggered_by: String,
-    image: String,
-    commit_sha: Option<String>,
-    status: String,
-    created_at: chrono::DateTime<chrono::Utc>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl From<DeploymentRecord> for DeploymentView {
-    fn from(d: DeploymentRecord) -> Self {
-        Self {
-            generation: d.generation,
-            triggered_by: d.triggered_by,
-            image: d.image,
-            commit_sha: d.commit_sha,
-            status: d.status,
-            created_at: crate::users::time_from_ms(d.created_at),
-            finished_at: d.finished_at.map(crate::users::time_from_ms),
-        }
-    }
-}
-
-/// The application's rollout history (its recent events), newest first, at most 50.
-#[utoipa::path(
-    get, path = "/api/applications/{name}/deployments", tag = "applications",
-    security(("bearer" = [])),
-    params(("name" = String, Path), OwnerQuery),
-    responses((status = 200, body = Vec<DeploymentView>), (status = 404, body = ErrorBody))
-)]
-async fn deployments(
-    State(ctx): State<ApiContext>,
-    OwnedApp { record }: OwnedApp,
-) -> Result<axum::Json<Vec<DeploymentView>>, AppError> {
-    let history = ctx.store.application_deployments(&record.id, 50).await?;
-    Ok(axum::Json(
-        history.into_iter().map(DeploymentView::from).collect(),
-    ))
 }
 
 /// The application's containers, by replica.

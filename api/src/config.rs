@@ -50,6 +50,17 @@ pub struct ApiConfig {
     pub ws_keepalive: Duration,
     /// What each user's applications may ask for.
     pub quotas: QuotaPolicy,
+    /// The HTTPS listener Kubernetes clients reach, when there is one.
+    pub kube: Option<KubeEndpoint>,
+}
+
+/// Where kubectl reaches this server, for `longin kubeconfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeEndpoint {
+    /// The HTTPS listener's bound address.
+    pub listen: std::net::SocketAddr,
+    /// The CA that issued its certificate (PEM), unless the operator brought one.
+    pub ca_pem: Option<String>,
 }
 
 /// The server's quotas: defaults for every user, an admin's figures for one user.
@@ -119,6 +130,7 @@ impl Default for ApiConfig {
             data_dir: std::path::PathBuf::from("."),
             ws_keepalive: Duration::from_secs(30),
             quotas: QuotaPolicy::default(),
+            kube: None,
         }
     }
 }

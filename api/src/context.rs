@@ -26,6 +26,8 @@ pub struct ApiContext {
     pub bus: Bus,
     /// Shared engine log streams.
     pub logs: LogHub,
+    /// Kubernetes watches each user holds open (`kube::watch`).
+    pub kube_watches: crate::slots::PerUserSlots,
     pub config: Arc<ApiConfig>,
     /// Applications' JSON, kept per resourceVersion.
     pub rendered: crate::rendered::RenderedApplications,

@@ -10,10 +10,16 @@ pub mod auth;
 pub mod config;
 pub mod containers;
 pub mod context;
+pub mod credentials;
+pub mod dashboard;
+pub mod deployments;
 pub mod error;
 pub mod extract;
+pub mod github;
 pub mod health;
 pub mod instant;
+pub mod kube;
+pub mod listing;
 pub mod logs;
 pub mod openapi;
 pub mod pagination;
@@ -21,8 +27,12 @@ pub mod prometheus;
 pub mod rendered;
 pub mod resource;
 pub mod retention;
+pub mod slots;
+pub mod system;
+pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod ws;
 
 use axum::Router;
@@ -46,11 +56,17 @@ pub fn openapi() -> serde_json::Value {
 fn routes() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
+        .merge(tokens::router())
         .merge(admin::router())
+        .merge(system::router())
         .merge(applications::router())
+        .merge(deployments::router())
+        .merge(webhooks::router())
+        .merge(credentials::router())
         .merge(usage::router())
         .merge(containers::router())
         .merge(app_logs::router())
+        .merge(kube::endpoint::router())
         .merge(health::router())
 }
 
@@ -95,6 +111,8 @@ fn router() -> Router<ApiContext> {
         )
         .route("/metrics", axum::routing::get(prometheus::scrape))
         .merge(ws::router())
+        .merge(dashboard::router())
+        .merge(kube::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
 }
@@ -197,9 +215,21 @@ mod tests {
                     .map(|method| (method.to_uppercase(), path.clone()))
             })
             .collect();
+        // The dashboard's pages and files answer HTML, CSS and JS, not JSON.
         let excepted: BTreeSet<(String, String)> = super::UNDOCUMENTED_ROUTES
             .iter()
             .map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned()))
+            .chain(
+                super::dashboard::ROUTES
+                    .iter()
+                    .map(|path| ("GET".to_owned(), (*path).to_owned())),
+            )
+            // The Kubernetes API is described by its own `/openapi/v2`.
+            .chain(
+                super::kube::ROUTES
+                    .iter()
+                    .map(|(method, path)| ((*method).to_owned(), (*path).to_owned())),
+            )
             .collect();
         let served = served_routes();
         let missing: Vec<_> = served

@@ -23,8 +23,11 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
     tags(
         (name = "auth", description = "Accounts, sign-in and sessions"),
         (name = "applications", description = "Application resources"),
+        (name = "deployments", description = "Revisions: rollout history, build logs, rollback, redeploy"),
+        (name = "webhooks", description = "GitHub webhooks and their deliveries"),
         (name = "containers", description = "Containers and their logs"),
         (name = "admin", description = "User management and the audit log (admins only)"),
+        (name = "kubernetes", description = "Where kubectl reaches the Kubernetes-compatible API (served at /apis/longin.io/v1)"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -42,7 +45,7 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "An access token from /api/auth/register, /login or /refresh",
+                        "An access token from /api/auth/register, /login or /refresh, or a personal API token (lgn_…) from POST /api/tokens",
                     ))
                     .build(),
             ),
@@ -248,6 +251,14 @@ const LINKS: &[Link] = &[
         parameter: "id",
         targets: &["update_user"],
     },
+    Link {
+        path: "/api/tokens",
+        method: "post",
+        status: "201",
+        value: "$response.body#/name",
+        parameter: "name",
+        targets: &["revoke_token"],
+    },
 ];
 
 /// A list of containers leads to (the first of) them.
@@ -275,6 +286,9 @@ const APPLICATION_OPERATIONS: &[&str] = &[
     "deployments",
     "containers",
     "app_metrics",
+    "rollback",
+    "redeploy",
+    "get_webhook",
 ];
 
 fn add_links(paths: &mut Map<String, Value>) {

@@ -25,6 +25,11 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// Builds run for minutes (up to `--build-timeout`, 15 min by default, at most 1 h).
+const BUILD_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder (once; later calls return the same
@@ -42,6 +47,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Suffix("_duration_seconds".to_owned()),
                     DURATION_BUCKETS,
+                )
+                .ok()?
+                // A full name is matched before any suffix.
+                .set_buckets_for_metric(
+                    Matcher::Full("longin_build_duration_seconds".to_owned()),
+                    BUILD_BUCKETS,
                 )
                 .ok()?;
             match builder.install_recorder() {
@@ -69,6 +80,7 @@ fn describe() {
     );
     describe_controller();
     describe_collection();
+    describe_builds();
     describe_api();
 }
 
@@ -152,7 +164,7 @@ fn describe_controller() {
     );
     describe_gauge!(
         "longin_http_connections",
-        "HTTP connections open (or being accepted)."
+        "HTTP connections open (or being accepted), by scheme (http, https)."
     );
     describe_histogram!(
         "longin_image_pull_duration_seconds",
@@ -164,6 +176,34 @@ fn describe_controller() {
 }
 
 /// Stats collection and live events.
+fn describe_builds() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "longin_deployments_total",
+        "Revisions that ended, by what started them and how they ended (succeeded, failed, cancelled, superseded)."
+    );
+    describe_histogram!(
+        "longin_build_duration_seconds",
+        Unit::Seconds,
+        "Time from a build's start to its image rolled out or its end, by result."
+    );
+    describe_gauge!("longin_builds_running", "Image builds running now.");
+    describe_gauge!(
+        "longin_build_oldest_running_seconds",
+        Unit::Seconds,
+        "Age of the oldest build running now (0 when none)."
+    );
+    describe_gauge!(
+        "longin_built_image_bytes",
+        Unit::Bytes,
+        "Bytes of the images this installation built, after the last clean-up."
+    );
+    describe_counter!(
+        "longin_webhook_deliveries_total",
+        "Webhook deliveries received, by result (queued, duplicate, pong, ignored, unauthorized, invalid, unknown_hook)."
+    );
+}
+
 fn describe_collection() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(
@@ -213,6 +253,26 @@ fn describe_api() {
     describe_counter!(
         "longin_refresh_token_reuse_total",
         "Reused (stolen or replayed) refresh tokens detected."
+    );
+    describe_counter!(
+        "longin_api_token_authentications_total",
+        "Requests that presented a personal API token, by outcome (accepted, refused)."
+    );
+    describe_gauge!(
+        "longin_kube_watches",
+        "Kubernetes API watches open (kubectl get -w, kubectl delete's wait, informers)."
+    );
+    describe_counter!(
+        "longin_kube_watch_events_total",
+        "Events sent to Kubernetes API watches, by type (ADDED, MODIFIED, DELETED)."
+    );
+    describe_counter!(
+        "longin_kube_watches_refused_total",
+        "Kubernetes API watches refused with 429: the user had the most open already."
+    );
+    describe_counter!(
+        "longin_tls_handshake_failures_total",
+        "Connections to the HTTPS listener that failed or did not finish their TLS handshake in time."
     );
     describe_counter!(
         "longin_api_logs_written_total",

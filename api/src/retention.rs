@@ -1,9 +1,14 @@
 //! Retention: periodically deletes audit rows and container metrics past their
-//! retention, and expired refresh tokens, so the store does not grow without bound.
+//! retention, expired refresh tokens and old tombstones of deleted applications, so the store does not grow without bound.
 
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ApiContext;
+
+/// How long a deleted application's tombstone is kept for watches to replay. A
+/// Kubernetes client watching from an older version is told to list again (410), as
+/// against an etcd compacted after five minutes; an hour covers a laptop asleep.
+const TOMBSTONE_RETENTION_MS: i64 = 60 * 60 * 1000;
 
 /// Prunes every `ctx.config.prune_interval` until `cancel` fires.
 pub async fn run(ctx: ApiContext, cancel: CancellationToken) {
@@ -43,6 +48,17 @@ async fn prune_once(ctx: &ApiContext) {
             }
         }
         Err(err) => tracing::warn!(error = ?err, "could not prune container metrics"),
+    }
+    match ctx
+        .store
+        .prune_tombstones(now.saturating_sub(TOMBSTONE_RETENTION_MS))
+        .await
+    {
+        Ok(rows) => {
+            metrics::counter!("longin_pruned_rows_total", "table" => "application_tombstones")
+                .increment(rows);
+        }
+        Err(err) => tracing::warn!(error = ?err, "could not prune application tombstones"),
     }
     match ctx.refresh_tokens.prune_expired(now).await {
         Ok(rows) => {

@@ -125,6 +125,9 @@ struct Point {
     /// Cumulative bytes received by the containers (highest in the step).
     net_rx_bytes: f64,
     net_tx_bytes: f64,
+    /// Cumulative bytes read from and written to block devices (highest in the step).
+    block_read_bytes: f64,
+    block_write_bytes: f64,
 }
 
 /// CPU, memory and network of one application over time.
@@ -168,6 +171,8 @@ async fn app_metrics(
                 containers: p.containers,
                 net_rx_bytes: p.net_rx_bytes,
                 net_tx_bytes: p.net_tx_bytes,
+                block_read_bytes: p.block_read_bytes,
+                block_write_bytes: p.block_write_bytes,
             })
             .collect(),
     }))

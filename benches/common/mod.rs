@@ -76,7 +76,12 @@ pub fn start_server(env: &[(&str, &str)]) -> Server {
         .env("LONGIN_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // LONGIN_BENCH_SERVER_LOG=FILE keeps the server's log (with LONGIN_LOG=info in
+        // the environment given, its timings), to see where a figure's time goes.
+        .stderr(match std::env::var_os("LONGIN_BENCH_SERVER_LOG") {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the server log")),
+            None => Stdio::null(),
+        })
         .spawn()
         .expect("start longin serve");
     Server {

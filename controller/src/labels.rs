@@ -44,6 +44,10 @@ pub fn spec_hash(
 ) -> String {
     let mut template = spec.clone();
     template.replicas = 0;
+    // Where the image comes from and what happens on failure do not change a
+    // container: only the image does.
+    template.source = None;
+    template.auto_rollback = false;
     let restarted_at = annotations
         .get(RESTARTED_AT_ANNOTATION)
         .cloned()
@@ -157,7 +161,7 @@ mod tests {
         scaled.replicas = 7;
         assert_eq!(spec_hash(&scaled, &BTreeMap::new(), None), base);
         let mut other_image = spec();
-        other_image.image = longin_crds::limits::Image::parse("busybox:2").expect("image");
+        other_image.image = Some(longin_crds::limits::Image::parse("busybox:2").expect("image"));
         assert_ne!(spec_hash(&other_image, &BTreeMap::new(), None), base);
         let restarted = BTreeMap::from([(RESTARTED_AT_ANNOTATION.to_owned(), "now".to_owned())]);
         assert_ne!(spec_hash(&spec(), &restarted, None), base);

@@ -5,6 +5,7 @@
 //! schedule work; `reconcile(app)` always reads both sides afresh, so a missed event
 //! costs latency, never correctness.
 
+pub mod builds;
 pub mod collector;
 pub mod engine;
 #[cfg(test)]
@@ -187,9 +188,11 @@ async fn run_engine(
             }
         }
     };
-    let runtime: Engine = std::sync::Arc::new(runtime);
+    let runtime = std::sync::Arc::new(runtime);
+    let images: std::sync::Arc<dyn builds::images::ImageBuilds> = runtime.clone();
+    let runtime: Engine = runtime;
     replace_unlabelled(&store, &runtime).await;
-    run_with(store, runtime, bus, config, cancel).await;
+    run_with(store, runtime, Some(images), bus, config, cancel).await;
 }
 
 /// Containers made before installations had ids carry no installation label, so the
@@ -227,6 +230,7 @@ async fn replace_unlabelled(store: &Store, runtime: &Engine) {
 pub async fn run_with(
     store: Store,
     runtime: Engine,
+    images: Option<std::sync::Arc<dyn builds::images::ImageBuilds>>,
     bus: Bus,
     config: ControllerConfig,
     cancel: CancellationToken,
@@ -273,6 +277,16 @@ pub async fn run_with(
         config.metrics_interval,
         cancel.clone(),
     ));
+    if let Some(images) = images {
+        tasks.spawn(builds::run(
+            store.clone(),
+            runtime.clone(),
+            images,
+            bus.clone(),
+            config.builds.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(resync(
         store.clone(),
         runtime.clone(),
@@ -351,12 +365,16 @@ async fn watch_docker(
                         // The engine sends `die` a moment before a container lists as
                         // exited; a reconcile run at once can still see it running.
                         // Look again shortly after, so a crash is seen without waiting
-                        // for the resync.
+                        // for the resync. Several times (a pass that finds nothing
+                        // new costs a few milliseconds): it may list as exited after
+                        // 100 ms or after 500, and the status should say so at once.
                         if event.look_again() {
                             let queue = queue.clone();
                             tokio::spawn(async move {
-                                tokio::time::sleep(Duration::from_millis(500)).await;
-                                queue.schedule(&event.app_uid, Duration::ZERO);
+                                for wait in [100, 100, 100, 200, 500].map(Duration::from_millis) {
+                                    tokio::time::sleep(wait).await;
+                                    queue.schedule(&event.app_uid, Duration::ZERO);
+                                }
                             });
                         }
                     }

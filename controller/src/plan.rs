@@ -296,13 +296,20 @@ pub struct Counts {
     pub updated: u32,
     /// Wanted replicas that still have a container of a previous spec.
     pub outdated: u32,
+    /// Live containers of replicas no longer wanted (a scale-down or stop still under
+    /// way): while any runs, the app is not Stopped, whatever it wants.
+    pub surplus: u32,
 }
 
 impl Counts {
     /// Every wanted replica runs the current spec, Ready, and nothing old is left.
     #[must_use]
     pub fn settled(&self, want: u32) -> bool {
-        self.ready == want && self.updated == want && self.replicas == want && self.outdated == 0
+        self.ready == want
+            && self.updated == want
+            && self.replicas == want
+            && self.outdated == 0
+            && self.surplus == 0
     }
 }
 
@@ -344,6 +351,17 @@ pub fn count(
             counts.ready += 1;
         }
     }
+    let surplus = observed
+        .iter()
+        .filter(|c| {
+            c.replica >= desired.replicas
+                && matches!(
+                    c.state,
+                    RunState::Running | RunState::Created | RunState::Starting
+                )
+        })
+        .count();
+    counts.surplus = u32::try_from(surplus).unwrap_or(u32::MAX);
     counts
 }
 
@@ -353,6 +371,8 @@ pub struct Facts {
     pub generation: i64,
     /// The image could not be pulled: the engine's message.
     pub pull_error: Option<String>,
+    /// There is no image yet (`pull_error` says so): the first build has not finished.
+    pub awaiting_build: bool,
     /// Restarts exhausted (CrashLoopBackOff gave up): why.
     pub failed: Option<String>,
     /// Waiting before the next restart of a crashing replica.
@@ -403,7 +423,10 @@ pub fn status(
 ) -> ApplicationStatus {
     let want = desired.replicas;
     // Every wanted replica runs the current spec and nothing old is left (ready or not).
-    let settled = counts.updated == want && counts.replicas == want && counts.outdated == 0;
+    let settled = counts.updated == want
+        && counts.replicas == want
+        && counts.outdated == 0
+        && counts.surplus == 0;
     let mut conditions = replica_conditions(want, counts, settled, facts, previous);
     conditions.extend(engine_conditions(counts, facts, previous));
     ApplicationStatus {
@@ -430,7 +453,7 @@ fn phase(desired: &Desired<'_>, counts: Counts, settled: bool, facts: &Facts) ->
     } else if facts.failed.is_some() {
         Phase::Failed
     } else if want == 0 {
-        if counts.replicas == 0 {
+        if counts.replicas == 0 && counts.surplus == 0 {
             Phase::Stopped
         } else {
             Phase::Deploying
@@ -513,7 +536,11 @@ fn engine_conditions(
         conditions.push(condition(
             "ImagePulled",
             false,
-            "PullFailed",
+            if facts.awaiting_build {
+                "AwaitingBuild"
+            } else {
+                "PullFailed"
+            },
             error.clone(),
             facts,
             previous,
@@ -953,6 +980,7 @@ mod tests {
                 ready: 2,
                 updated: 2,
                 outdated: 0,
+                surplus: 0,
             },
             &facts,
             &prev,
@@ -969,7 +997,8 @@ mod tests {
                     replicas: 2,
                     ready: 1,
                     updated: 2,
-                    outdated: 0
+                    outdated: 0,
+                    surplus: 0,
                 },
                 &facts,
                 &prev
@@ -984,7 +1013,8 @@ mod tests {
                     replicas: 1,
                     ready: 1,
                     updated: 1,
-                    outdated: 0
+                    outdated: 0,
+                    surplus: 0,
                 },
                 &facts,
                 &prev
@@ -999,7 +1029,8 @@ mod tests {
                     replicas: 2,
                     ready: 0,
                     updated: 2,
-                    outdated: 0
+                    outdated: 0,
+                    surplus: 0,
                 },
                 &facts,
                 &prev
@@ -1010,6 +1041,15 @@ mod tests {
         assert_eq!(
             status(&desired(0, &[]), Counts::default(), &facts, &prev).phase,
             Phase::Stopped
+        );
+        // Stopping, not stopped, while a container of the replicas let go still runs.
+        let stopping = Counts {
+            surplus: 1,
+            ..Counts::default()
+        };
+        assert_eq!(
+            status(&desired(0, &[]), stopping, &facts, &prev).phase,
+            Phase::Deploying
         );
         let failed = Facts {
             failed: Some("crashed 5 times".into()),
@@ -1041,6 +1081,7 @@ mod tests {
                 ready: 1,
                 updated: 1,
                 outdated: 0,
+                surplus: 0,
             },
             &Facts {
                 now: "t1".into(),
@@ -1055,6 +1096,7 @@ mod tests {
                 ready: 1,
                 updated: 1,
                 outdated: 0,
+                surplus: 0,
             },
             &Facts {
                 now: "t2".into(),
@@ -1070,6 +1112,7 @@ mod tests {
                 ready: 0,
                 updated: 1,
                 outdated: 0,
+                surplus: 0,
             },
             &Facts {
                 now: "t3".into(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use longin_crds::application::{ApplicationSpec, ImagePullPolicy};
+use longin_crds::application::{ApplicationSpec, ImagePullPolicy, Phase};
 use longin_store::Store;
 use longin_store::applications::ApplicationRecord;
 use longin_store::bus::{AppRef, Bus, Event};
@@ -78,6 +78,8 @@ pub struct ControllerConfig {
     pub sole_controller: bool,
     /// Where owners' network subnets come from (a /24 each).
     pub network_pool: crate::networks::NetworkPool,
+    /// How images are built from git (`spec.source`).
+    pub builds: crate::builds::BuildConfig,
 }
 
 impl Default for ControllerConfig {
@@ -98,6 +100,7 @@ impl Default for ControllerConfig {
             pull_policy: ImagePullPolicy::Always,
             sole_controller: false,
             network_pool: crate::networks::NetworkPool::default(),
+            builds: crate::builds::BuildConfig::default(),
         }
     }
 }
@@ -203,7 +206,10 @@ fn container_plan(
     let spec: &ApplicationSpec = &app.spec;
     ContainerPlan {
         name: labels::container_name(&app.name, &app.id, replica, hash),
-        image: spec.image.as_str().to_owned(),
+        image: spec
+            .image
+            .as_ref()
+            .map_or_else(String::new, |i| i.as_str().to_owned()),
         command: spec.command.clone(),
         args: spec.args.clone(),
         env: spec
@@ -390,6 +396,9 @@ struct Pass<'a> {
     now: i64,
     facts: Facts,
     requeue: Option<Duration>,
+    /// The status as last written: the app's when the pass began, then each write's
+    /// (a pass may write twice: what it saw before acting, and what runs after).
+    status: longin_crds::application::ApplicationStatus,
 }
 
 impl Pass<'_> {
@@ -422,6 +431,7 @@ async fn apply(
             ..Facts::default()
         },
         requeue: None,
+        status: app.status.clone(),
     };
     let host_ports = replica_ports(ctx, app).await?;
     let surge_ports = ctx.store.surge_ports(&app.id).await?;
@@ -452,11 +462,16 @@ async fn apply(
     }
 
     let acted = !steps.is_empty();
+    if acted {
+        // What runs now, before the engine is asked to change it: a restart or a start
+        // can take half a second, and a replica that died is down meanwhile.
+        write_status(ctx, app, &mut pass.status, &desired, &observed, &pass.facts).await?;
+    }
     for step in steps {
         if let Err(err) = execute(&mut pass, step).await {
             return Err(match err {
                 ReconcileError::Runtime(err) => {
-                    refused(ctx, app, &desired, &observed, &mut pass.facts, err).await
+                    refused(ctx, app, &mut pass, &desired, &observed, err).await
                 }
                 other => other,
             });
@@ -503,17 +518,39 @@ async fn ensure_image(
     observed: &[Observed],
 ) -> Result<Option<Duration>, ReconcileError> {
     let (ctx, app) = (pass.ctx, pass.app);
-    let policy = app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy);
-    match ctx
-        .pulls
-        .ensure(&ctx.runtime, &app.spec.image, policy, &ctx.cancel)
-    {
+    let Some(image) = &app.spec.image else {
+        pass.facts.pull_error = Some(
+            "no image yet: waiting for the first build of spec.source (longin rollout history)"
+                .to_owned(),
+        );
+        pass.facts.awaiting_build = true;
+        write_status(ctx, app, &mut pass.status, desired, observed, &pass.facts).await?;
+        return Ok(Some(Duration::from_secs(30)));
+    };
+    let policy = match longin_crds::source::built_for(image) {
+        // Built here, never on a registry: the engine's copy is the image.
+        Some(uid) if uid == app.id => ImagePullPolicy::Never,
+        // Another application's build: only a pull (which fails) may provide it, so
+        // nobody runs an image built from someone else's repository.
+        Some(_) => ImagePullPolicy::Always,
+        None => app.spec.image_pull_policy.unwrap_or(ctx.config.pull_policy),
+    };
+    let status = if policy == ImagePullPolicy::Never {
+        // One look at the engine, never a pull: no need to wait for it off the worker.
+        match ctx.runtime.ensure_image(image, policy, &ctx.cancel).await {
+            Ok(_) => PullStatus::Ready,
+            Err(err) => PullStatus::Failed(err),
+        }
+    } else {
+        ctx.pulls.ensure(&ctx.runtime, image, policy, &ctx.cancel)
+    };
+    match status {
         PullStatus::Ready => Ok(None),
         PullStatus::Pending => Ok(Some(PULL_RECHECK)),
         PullStatus::Failed(err) => {
             if let RuntimeError::Pull { message, .. } = &err {
                 pass.facts.pull_error = Some(message.clone());
-                write_status(ctx, app, desired, observed, &pass.facts).await?;
+                write_status(ctx, app, &mut pass.status, desired, observed, &pass.facts).await?;
             }
             Err(err.into())
         }
@@ -639,13 +676,17 @@ async fn report(
     let (ctx, app) = (pass.ctx, pass.app);
     let health = |id: &str| ctx.prober.health(id);
     let settled = plan::count(desired, observed, &health).settled(desired.replicas);
-    let was_settled = app.status.phase == longin_crds::application::Phase::Running
-        && app.status.observed_generation == app.generation;
-    if settled && !was_settled {
-        ctx.store
-            .finish_rollout(&app.id, app.generation, "Complete")
+    // Success is recorded by `write_status`, on the status that says so: a count taken
+    // here and another there could disagree (the prober runs meanwhile), and a status
+    // written Running without its revision finished left the revision `deploying`.
+    if let Some(why) = &pass.facts.failed {
+        // CrashLoopBackOff gave up: the revision failed (autoRollback acts on this).
+        let ended = ctx
+            .store
+            .finish_rollout(&app.id, app.generation, false, why)
             .await?;
-    } else {
+        count_rollout(ended.as_deref(), "failed");
+    } else if !settled {
         pass.facts.deadline_exceeded = past_deadline(ctx, app).await?;
     }
     let rows: Vec<ObservedContainer> = observed
@@ -658,7 +699,7 @@ async fn report(
         .await?;
     // After the rows: a client that sees the new status finds the containers it
     // describes in /api/containers.
-    write_status(ctx, app, desired, observed, &pass.facts).await?;
+    write_status(ctx, app, &mut pass.status, desired, observed, &pass.facts).await?;
 
     // Not settled yet (starting, probing, backing off): look again soon.
     if !settled && pass.facts.failed.is_none() {
@@ -672,6 +713,15 @@ async fn report(
         ctx.quiet.settle(&app.id, revision, observed);
     }
     Ok(pass.requeue)
+}
+
+/// Counts a revision whose rollout just ended (`trigger` is what started it).
+fn count_rollout(trigger: Option<&str>, result: &'static str) {
+    if let Some(trigger) = trigger {
+        metrics::counter!("longin_deployments_total",
+            "trigger" => crate::builds::trigger_label(trigger), "result" => result)
+        .increment(1);
+    }
 }
 
 fn container_row(ctx: &Context, app_id: &str, c: &Observed) -> ObservedContainer {
@@ -701,11 +751,17 @@ async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, R
     if ctx.clock.now() - started_ms <= deadline_ms {
         return Ok(false);
     }
-    if ctx
+    let ended = ctx
         .store
-        .finish_rollout(&app.id, app.generation, "Failed")
-        .await?
-    {
+        .finish_rollout(
+            &app.id,
+            app.generation,
+            false,
+            "the rollout did not finish within its progress deadline",
+        )
+        .await?;
+    count_rollout(ended.as_deref(), "failed");
+    if ended.is_some() {
         tracing::warn!(app = %app.name, generation = app.generation, "rollout exceeded its progress deadline");
     }
     Ok(true)
@@ -795,33 +851,38 @@ async fn start_on_a_free_port(
 async fn refused(
     ctx: &Context,
     app: &ApplicationRecord,
+    pass: &mut Pass<'_>,
     desired: &Desired<'_>,
     observed: &[Observed],
-    facts: &mut Facts,
     err: RuntimeError,
 ) -> ReconcileError {
     tracing::warn!(app = %app.name, error = %err, "the engine refused a replica");
-    facts.replica_failure = Some(err.to_string());
+    pass.facts.replica_failure = Some(err.to_string());
     // A rollout whose new replica is refused still runs against its deadline.
     match past_deadline(ctx, app).await {
-        Ok(past) => facts.deadline_exceeded = past,
+        Ok(past) => pass.facts.deadline_exceeded = past,
         Err(deadline_err) => {
             tracing::warn!(app = %app.name, error = %deadline_err, "could not check the rollout deadline")
         }
     }
-    if let Err(status_err) = write_status(ctx, app, desired, observed, facts).await {
+    if let Err(status_err) =
+        write_status(ctx, app, &mut pass.status, desired, observed, &pass.facts).await
+    {
         tracing::warn!(app = %app.name, error = %status_err, "could not report it in the status");
     }
     err.into()
 }
 
+/// Writes the status that describes `observed`, unless `current` (the status as last
+/// written) says it already; a first Running of the generation finishes its rollout.
 async fn write_status(
     ctx: &Context,
     app: &ApplicationRecord,
+    current: &mut longin_crds::application::ApplicationStatus,
     desired: &Desired<'_>,
     observed: &[Observed],
     facts: &Facts,
-) -> Result<longin_crds::application::ApplicationStatus, ReconcileError> {
+) -> Result<(), ReconcileError> {
     let health = |id: &str| ctx.prober.health(id);
     let counts = plan::count(desired, observed, &health);
     let facts = &Facts {
@@ -833,9 +894,27 @@ async fn write_status(
             .cloned(),
         ..facts.clone()
     };
-    let status = plan::status(desired, counts, facts, &app.status);
+    let status = plan::status(desired, counts, facts, current);
     // Compared here first: an unchanged status costs no statement at all.
-    if status != app.status && ctx.store.write_status(&app.id, &status).await? {
+    if status == *current {
+        return Ok(());
+    }
+    let was_running =
+        current.phase == Phase::Running && current.observed_generation == app.generation;
+    if status.phase == Phase::Running && !was_running {
+        // Before the status: should this fail, the next pass sees the edge again.
+        let ended = ctx
+            .store
+            .finish_rollout(
+                &app.id,
+                app.generation,
+                true,
+                "every replica runs it and is ready",
+            )
+            .await?;
+        count_rollout(ended.as_deref(), "succeeded");
+    }
+    if ctx.store.write_status(&app.id, &status).await? {
         tracing::debug!(app = %app.name, phase = status.phase.as_str(), ready = status.ready_replicas, "status changed");
         ctx.bus
             .publish(Event::Status {
@@ -848,7 +927,8 @@ async fn write_status(
             })
             .await;
     }
-    Ok(status)
+    *current = status;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -466,3 +466,24 @@ async fn a_rollout_past_its_deadline_says_so_and_the_old_replicas_keep_serving()
     );
     assert_eq!(h.engine.running(), serving, "the old replica keeps serving");
 }
+
+#[tokio::test]
+async fn the_status_that_says_running_ends_the_rollouts_revision_succeeded() {
+    let h = harness(quick_limit()).await;
+    let app = h.apply("web", IMAGE, 2).await;
+    h.settle(&app, 10).await.expect("settles");
+    h.apply("web", "127.0.0.1:5000/longin/httpd:2.0", 2).await;
+    h.settle(&app, 20).await.expect("settles");
+
+    assert_eq!(h.status(&app).await.phase, Phase::Running);
+    let history = h
+        .store
+        .application_deployments(&app, 10)
+        .await
+        .expect("history");
+    let ended: Vec<(i64, &str)> = history
+        .iter()
+        .map(|d| (d.revision, d.status.as_str()))
+        .collect();
+    assert_eq!(ended, [(2, "succeeded"), (1, "succeeded")], "{history:?}");
+}

@@ -35,6 +35,8 @@ pub enum RuntimeError {
     PullCancelled { image: String },
     #[error("host port {port} is busy: {reason}")]
     PortBusy { port: u16, reason: String },
+    #[error("the image build failed: {message}")]
+    Build { message: String },
     #[error("docker {operation} failed: {source}")]
     Engine {
         operation: &'static str,
@@ -115,6 +117,10 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
+    pub(crate) fn installation(&self) -> &str {
+        &self.installation
+    }
+
     /// Connects with the local defaults (`DOCKER_HOST` honoured) and agrees on an API
     /// version with the engine. `timeout` bounds each call (see [`DEFAULT_ENGINE_TIMEOUT`]).
     ///
@@ -422,9 +428,14 @@ impl DockerRuntime {
         cancel: &CancellationToken,
     ) -> Result<bool, RuntimeError> {
         let (reference, image) = (image.reference(), image.as_str());
-        if policy == ImagePullPolicy::IfNotPresent && self.docker.inspect_image(image).await.is_ok()
-        {
+        if policy != ImagePullPolicy::Always && self.docker.inspect_image(image).await.is_ok() {
             return Ok(false);
+        }
+        if policy == ImagePullPolicy::Never {
+            return Err(RuntimeError::Pull {
+                image: image.to_owned(),
+                message: "a built image that is no longer on the engine (it is never pulled); `longin redeploy` or `longin rollout undo` rebuilds it".to_owned(),
+            });
         }
         // Without a tag or digest Docker would pull every tag; ask for `latest` as `docker pull` does.
         let (from_image, tag) = match (&reference.tag, &reference.digest) {

@@ -107,9 +107,18 @@ fn resource_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schem
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationSpec {
-    /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`.
+    /// Image reference, e.g. `127.0.0.1:5000/demo/hello:1.0`. Optional with `source`:
+    /// Longin then sets it to each image it builds (`longin/<uid>:<commit>`), and a
+    /// document applied without it keeps the built one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255), pattern(crate::image::IMAGE_REFERENCE_PATTERN))]
-    pub image: Image,
+    pub image: Option<Image>,
+    /// Build the image from a git repository, and redeploy on pushes to its branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::Source>,
+    /// Roll a failed deployment back to the last one that succeeded, by itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_rollback: bool,
     /// When the image is pulled: `Always` (every container start checks the registry,
     /// so only someone who may pull an image can run it) or `IfNotPresent` (a copy
     /// already on the engine is used). Default: the server's `--pull-policy`.
@@ -161,6 +170,12 @@ pub enum ImagePullPolicy {
     Always,
     /// Use a copy the engine already has.
     IfNotPresent,
+    /// Only the engine's copy, never a pull: what the controller uses for the images
+    /// Longin built (no registry has them). Not a user's choice: on a shared engine it
+    /// would run whatever image happens to be there, so documents cannot say it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    Never,
 }
 
 /// An environment variable of every replica.
@@ -393,7 +408,9 @@ mod tests {
 
     fn spec_with_env(env: Vec<EnvVar>) -> ApplicationSpec {
         ApplicationSpec {
-            image: Image::parse("busybox").expect("image"),
+            image: Some(Image::parse("busybox").expect("image")),
+            source: None,
+            auto_rollback: false,
             image_pull_policy: None,
             command: vec![],
             args: vec![],

@@ -137,7 +137,12 @@ mod tests {
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["properties"]["replicas"]["type"], "integer");
         let required = spec["required"].as_array().expect("required");
-        assert!(required.contains(&json!("image")) && required.contains(&json!("containerPort")));
+        // The image is optional: an application built from `source` gets Longin's.
+        assert!(!required.contains(&json!("image")) && required.contains(&json!("containerPort")));
+        assert_eq!(
+            spec["properties"]["source"]["properties"]["git"]["required"],
+            json!(["url"])
+        );
         assert_eq!(
             spec["properties"]["restartPolicy"]["enum"],
             json!(["Always", "OnFailure", "Never"])

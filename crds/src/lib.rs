@@ -8,6 +8,7 @@ pub mod limits;
 mod name;
 pub mod quantity;
 pub mod schema;
+pub mod source;
 pub mod validation;
 
 pub use application::Application;

@@ -51,6 +51,16 @@ fn complete(schemas: &mut Map<String, Value>) {
             ]),
         );
     }
+    // An image, unless Longin builds it from a source.
+    if let Some(Value::Object(spec)) = schemas.get_mut("ApplicationSpec") {
+        spec.insert(
+            "anyOf".to_owned(),
+            json!([
+                {"required": ["image"], "properties": {"image": {"type": "string"}}},
+                {"required": ["source"], "properties": {"source": {"type": "object"}}},
+            ]),
+        );
+    }
     // A value, unless the variable is a secret (whose value the server may keep).
     if let Some(Value::Object(var)) = schemas.get_mut("EnvVar") {
         var.insert(
@@ -160,7 +170,8 @@ mod tests {
     fn optional_fields_allow_null_and_required_ones_do_not() {
         let schemas = application_schemas();
         let spec = &schemas["ApplicationSpec"]["properties"];
-        assert_eq!(spec["image"]["type"], "string");
+        assert_eq!(spec["image"]["type"], json!(["string", "null"]));
+        assert_eq!(spec["containerPort"]["type"], "integer");
         assert_eq!(spec["command"]["type"], json!(["array", "null"]));
         assert!(
             spec["restartPolicy"]["anyOf"]

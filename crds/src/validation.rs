@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::application::{Application, EnvVar, KIND};
 use crate::image::ImageRef;
 use crate::quantity::{QuantityError, cpu_from_cores, parse_cpu, parse_memory};
+use crate::source::{GitUrl, check_branch, check_repository_path};
 use crate::{API_VERSION, validate_dns1123_label};
 
 /// One problem, at a JSON path such as `spec.env[1].name`.
@@ -434,16 +435,30 @@ fn check_spec(c: &mut Checker, value: &Value) {
         "healthCheck",
         "restartPolicy",
         "terminationGracePeriodSeconds",
+        "source",
+        "autoRollback",
     ];
     let Some(spec) = c.object(value, "spec", &known) else {
         return;
     };
-    if let Some(image) = c
-        .required(spec, "spec", "image")
-        .and_then(|v| c.string(v, "spec.image"))
+    let source = spec.get("source").filter(|v| !v.is_null());
+    if let Some(source) = source {
+        check_source(c, source);
+    }
+    let image = if source.is_some() {
+        spec.get("image").filter(|v| !v.is_null())
+    } else {
+        c.required(spec, "spec", "image")
+    };
+    if let Some(image) = image.and_then(|v| c.string(v, "spec.image"))
         && let Err(err) = ImageRef::parse(image).and_then(|r| r.check_not_an_id())
     {
         c.error("spec.image", err.to_string());
+    }
+    if let Some(flag) = spec.get("autoRollback").filter(|v| !v.is_null())
+        && !flag.is_boolean()
+    {
+        c.error("spec.autoRollback", "must be true or false");
     }
     if let Some(policy) = spec.get("imagePullPolicy").filter(|v| !v.is_null())
         && !matches!(policy.as_str(), Some("Always" | "IfNotPresent"))
@@ -486,6 +501,51 @@ fn check_spec(c: &mut Checker, value: &Value) {
             ),
         );
     }
+}
+
+fn check_source(c: &mut Checker, value: &Value) {
+    let Some(source) = c.object(value, "spec.source", &["git"]) else {
+        return;
+    };
+    let Some(git) = c.required(source, "spec.source", "git") else {
+        return;
+    };
+    let Some(git) = c.object(
+        git,
+        "spec.source.git",
+        &["url", "branch", "dockerfile", "context"],
+    ) else {
+        return;
+    };
+    if let Some(url) = c
+        .required(git, "spec.source.git", "url")
+        .and_then(|v| c.string(v, "spec.source.git.url"))
+        && let Err(why) = GitUrl::parse(url)
+    {
+        c.error("spec.source.git.url", why);
+    }
+    if let Some(branch) = git.get("branch").filter(|v| !v.is_null())
+        && let Some(branch) = c.string(branch, "spec.source.git.branch")
+        && let Err(why) = check_branch(branch)
+    {
+        c.error("spec.source.git.branch", why);
+    }
+    let mut path = |key: &str| {
+        let field = format!("spec.source.git.{key}");
+        let value = git.get(key).filter(|v| !v.is_null())?;
+        let text = c.string(value, &field)?;
+        match check_repository_path(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(why) => {
+                c.error(&field, why);
+                None
+            }
+        }
+    };
+    // Whether the Dockerfile lies inside the context is the build's to say (in the
+    // revision's message): the JSON Schema cannot relate two fields, and what it
+    // allows is accepted.
+    let _ = (path("dockerfile"), path("context"));
 }
 
 fn check_env(c: &mut Checker, value: &Value) {

@@ -72,16 +72,55 @@ pub struct ContainerSummary {
     pub started_at: Option<DateTime<Utc>>,
 }
 
-/// A generation of an application: when and why it was rolled out.
+/// A revision of an application: what rolled out, why, and how it went.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
-    pub generation: i64,
-    /// `create`, `apply`, `stop`, `start`, `restart`.
+    pub revision: i64,
+    /// `create`, `apply`, `stop`, `start`, `restart`, `webhook`, `redeploy`, `rollback`.
     pub triggered_by: String,
     pub image: String,
+    #[serde(default)]
+    pub commit_sha: Option<String>,
+    #[serde(default)]
+    pub commit_message: Option<String>,
+    /// `queued`, `building`, `deploying`, `succeeded`, `failed`, `cancelled`, `superseded`.
     pub status: String,
+    #[serde(default)]
+    pub message: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A revision queued by a rollback or redeploy.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Queued {
+    pub revision: i64,
+}
+
+/// An application's webhook, as created or rotated.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewWebhook {
+    pub url: String,
+    pub secret: String,
+}
+
+/// An application's webhook, as shown.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Webhook {
+    pub url: String,
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// One delivery a webhook received.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivery {
+    pub delivery_id: String,
+    pub event: String,
+    pub result: String,
+    #[serde(default)]
+    pub revision: Option<i64>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// An application's metrics over a window, one point per step.

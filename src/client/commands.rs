@@ -260,14 +260,14 @@ pub fn description(
     ));
     out.push_str(&section(
         "Events",
-        &["AGE", "GENERATION", "TRIGGER", "IMAGE", "STATUS"],
+        &["AGE", "REVISION", "TRIGGER", "IMAGE", "STATUS"],
         history
             .iter()
             .take(10)
             .map(|d| {
                 vec![
                     ago(now, Some(d.created_at)),
-                    d.generation.to_string(),
+                    d.revision.to_string(),
                     d.triggered_by.clone(),
                     d.image.clone(),
                     d.status.clone(),
@@ -302,7 +302,21 @@ fn overview(app: &Application, now: DateTime<Utc>) -> String {
         "Generation",
         meta.generation.map(|g| g.to_string()).unwrap_or_default(),
     );
-    line("Image", spec.image.to_string());
+    line(
+        "Image",
+        spec.image
+            .as_ref()
+            .map_or_else(|| "<not built yet>".to_owned(), ToString::to_string),
+    );
+    if let Some(source) = &spec.source {
+        line(
+            "Source",
+            format!(
+                "{} {} ({})",
+                source.git.url, source.git.branch, source.git.dockerfile
+            ),
+        );
+    }
     let command: Vec<&str> = spec
         .command
         .iter()
@@ -459,7 +473,7 @@ mod tests {
         ]))
         .expect("containers");
         let history: Vec<Deployment> = serde_json::from_value(serde_json::json!([
-            {"generation": 3, "triggeredBy": "apply", "image": "busybox", "commitSha": null,
+            {"revision": 3, "generation": 3, "triggeredBy": "apply", "image": "busybox", "commitSha": null,
              "status": "succeeded", "createdAt": "2026-01-01T00:59:00Z", "finishedAt": null},
         ]))
         .expect("deployments");
@@ -491,8 +505,8 @@ Containers:
   0         0123456789ab   3100   running   2          30m ago
   1         -              -      created   0          -
 Events:
-  AGE       GENERATION   TRIGGER   IMAGE     STATUS
-  60s ago   3            apply     busybox   succeeded
+  AGE       REVISION   TRIGGER   IMAGE     STATUS
+  60s ago   3          apply     busybox   succeeded
 ";
         assert_eq!(
             description(&app, &containers, &history, at("2026-01-01T01:00:00Z")),

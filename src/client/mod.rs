@@ -4,8 +4,12 @@
 pub mod answers;
 pub mod commands;
 pub mod credentials;
+pub mod kubeconfig;
 pub mod observe;
 pub mod output;
+pub mod rollout;
+pub mod source;
+pub mod tokens;
 
 use anyhow::{Context as _, anyhow, bail};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

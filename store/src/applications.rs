@@ -41,6 +41,7 @@ pub struct ApplicationRecord {
     pub spec: ApplicationSpec,
     pub status: ApplicationStatus,
     pub generation: i64,
+    /// The installation-wide version of its last write (see `resource_versions`).
     pub resource_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -101,7 +102,7 @@ pub(crate) fn corrupt(what: &str, err: &serde_json::Error) -> StoreError {
 }
 
 pub(crate) const COLUMNS: &str = "a.id, a.owner_id, u.username AS owner_username, a.name, a.labels, a.annotations, a.spec, a.status, \
-    a.generation, a.resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
+    a.generation, a.change_version AS resource_version, a.created_at, a.updated_at, a.deletion_timestamp";
 
 /// The one query of application records; `filter` is what follows the join (`WHERE …`,
 /// `ORDER BY …`). Rows go through [`from_row`].
@@ -156,8 +157,14 @@ pub struct Applied {
     pub record: ApplicationRecord,
 }
 
+/// Takes the lock every application write takes first. Its row is also the counter of
+/// resourceVersions (migration 0009), which on PostgreSQL hands versions out in commit
+/// order only while every writer locks it before any application row: a writer that
+/// locked an application row first could deadlock with one holding the counter.
 pub(crate) async fn lock(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE application_write_lock SET version = version + 1 WHERE id = 1")
+    // A write that changes nothing still takes the row's lock (SQLite: the database's
+    // write lock); the version moves only with an application write (migration 0009).
+    sqlx::query("UPDATE application_write_lock SET version = version WHERE id = 1")
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -234,7 +241,10 @@ async fn insert(
         ..ApplicationStatus::default()
     };
     write_status(tx, &id, &status).await?;
-    record_deployment(tx, &id, 1, "create", doc.spec.image.as_str()).await?;
+    record_deployment(tx, &id, 1, "create", doc.spec.image.as_ref(), true).await?;
+    if let Some(build) = build_for(&doc.spec, None, "create") {
+        crate::deployments::queue(tx, &id, &build).await?;
+    }
     find(tx, sealer, owner_id, &doc.metadata.name)
         .await?
         .ok_or_else(|| ApplicationError::NotFound {
@@ -300,7 +310,21 @@ async fn update(
     .execute(&mut **tx)
     .await?;
     if spec_changed {
-        record_deployment(tx, &existing.id, generation, trigger, spec.image.as_str()).await?;
+        let sets_image = spec.image != existing.spec.image;
+        record_deployment(
+            tx,
+            &existing.id,
+            generation,
+            trigger,
+            spec.image.as_ref(),
+            sets_image,
+        )
+        .await?;
+    }
+    if trigger == "apply"
+        && let Some(build) = build_for(&spec, Some(&existing.spec), trigger)
+    {
+        crate::deployments::queue(tx, &existing.id, &build).await?;
     }
     let record = find(tx, sealer, &existing.owner_id, &existing.name)
         .await?
@@ -310,41 +334,37 @@ async fn update(
     Ok((ApplyAction::Configured, record))
 }
 
-/// Notes a new generation in the `deployments` history.
+/// Records a new generation as a revision; a first generation without an image (an
+/// application waiting for its first build) rolls nothing out and has none.
 async fn record_deployment(
     tx: &mut Transaction<'_, Any>,
     app_id: &str,
     generation: i64,
     trigger: &str,
-    image: &str,
+    image: Option<&longin_crds::limits::Image>,
+    sets_image: bool,
 ) -> Result<(), ApplicationError> {
-    sqlx::query(
-        "INSERT INTO deployments (id, application_id, generation, triggered_by, image, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'Pending', $6)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(app_id)
-    .bind(generation)
-    .bind(trigger)
-    .bind(image)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
+    if image.is_some() || generation > 1 {
+        crate::deployments::record_rollout(tx, app_id, generation, trigger, image, sets_image)
+            .await?;
+    }
     Ok(())
 }
 
-/// One generation of an application as rolled out (its history, newest first).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeploymentRecord {
-    pub id: String,
-    pub generation: i64,
-    /// `create`, `apply`, `stop`, `start`, `restart`, later `webhook`.
-    pub triggered_by: String,
-    pub commit_sha: Option<String>,
-    pub image: String,
-    pub status: String,
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
+/// The build an apply asks for: the first of an application built from git, or one
+/// whose source changed (the running image stays until the new one is built).
+fn build_for(
+    spec: &ApplicationSpec,
+    before: Option<&ApplicationSpec>,
+    trigger: &str,
+) -> Option<crate::deployments::NewRevision> {
+    let source = spec.source.as_ref()?;
+    let unchanged = before.is_some_and(|b| b.source == spec.source && b.image.is_some());
+    (!unchanged || spec.image.is_none()).then(|| crate::deployments::NewRevision {
+        trigger: trigger.to_owned(),
+        source: Some(source.git.clone()),
+        ..crate::deployments::NewRevision::default()
+    })
 }
 
 /// A change of the desired state requested by a verb (stop, start, restart).
@@ -399,6 +419,11 @@ async fn apply_one(
         return Err(ApplicationError::Terminating { name: name.clone() });
     }
     let mut spec = doc.spec.clone();
+    if spec.source.is_some() && spec.image.is_none() {
+        // As `kubectl set image` leaves it: the image Longin built stays until the
+        // next build replaces it.
+        spec.image.clone_from(&existing.spec.image);
+    }
     spec.fill_secrets_from(Some(&existing.spec))
         .map_err(|vars| ApplicationError::MissingSecrets {
             name: name.clone(),
@@ -609,7 +634,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<(String, i64)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, resource_version FROM applications WHERE owner_id = $1 AND name = $2",
+            "SELECT id, change_version AS resource_version FROM applications WHERE owner_id = $1 AND name = $2",
         )
         .bind(owner_id)
         .bind(name)
@@ -627,7 +652,7 @@ impl Store {
         let rows = match owner_id {
             Some(owner) => {
                 sqlx::query(
-                    "SELECT id, resource_version FROM applications WHERE owner_id = $1 ORDER BY name",
+                    "SELECT id, change_version AS resource_version FROM applications WHERE owner_id = $1 ORDER BY name",
                 )
                 .bind(owner)
                 .fetch_all(self.pool())
@@ -635,7 +660,7 @@ impl Store {
             }
             None => {
                 sqlx::query(
-                    "SELECT a.id, a.resource_version FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name",
+                    "SELECT a.id, a.change_version AS resource_version FROM applications a JOIN users u ON u.id = a.owner_id ORDER BY u.username, a.name",
                 )
                 .fetch_all(self.pool())
                 .await?
@@ -701,39 +726,6 @@ impl Store {
         rows.iter().map(|r| from_row(r, self.sealer())).collect()
     }
 
-    /// The application's generations, newest first.
-    ///
-    /// # Errors
-    /// Only database failures.
-    pub async fn application_deployments(
-        &self,
-        app_id: &str,
-        limit: i64,
-    ) -> Result<Vec<DeploymentRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, generation, triggered_by, commit_sha, image, status, created_at, finished_at
-             FROM deployments WHERE application_id = $1 ORDER BY created_at DESC, generation DESC LIMIT $2",
-        )
-        .bind(app_id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeploymentRecord {
-                    id: row.try_get("id")?,
-                    generation: row.try_get("generation")?,
-                    triggered_by: row.try_get("triggered_by")?,
-                    commit_sha: row.try_get("commit_sha")?,
-                    image: row.try_get("image")?,
-                    status: row.try_get("status")?,
-                    created_at: row.try_get("created_at")?,
-                    finished_at: row.try_get("finished_at")?,
-                })
-            })
-            .collect()
-    }
-
     /// Every allocated host port, for checks of the pool.
     ///
     /// # Errors
@@ -749,7 +741,7 @@ impl Store {
     }
 }
 
-fn rfc3339_millis(ms: i64) -> String {
+pub(crate) fn rfc3339_millis(ms: i64) -> String {
     let base = rfc3339(ms);
     format!("{}.{:03}Z", base.trim_end_matches('Z'), ms.rem_euclid(1000))
 }

@@ -72,6 +72,17 @@ pub enum Event {
         app: AppRef,
         status: longin_crds::application::ApplicationStatus,
     },
+    /// New lines of a build's log (a batch per second), and whether it ended.
+    /// `first` is the number of lines the log had before these: a reader that
+    /// started from the stored log (which held `first + k` lines) skips `k`.
+    #[serde(rename_all = "camelCase")]
+    BuildLog {
+        app_id: String,
+        revision: i64,
+        first: usize,
+        lines: Vec<String>,
+        done: bool,
+    },
     /// A reconcile failed (admins see these).
     #[serde(rename_all = "camelCase")]
     ReconcileError {

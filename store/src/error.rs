@@ -42,6 +42,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
         "github_webhooks.application_id",
     ),
     ("refresh_tokens_pkey", "refresh_tokens.token_hash"),
+    (
+        "api_tokens_user_name_key",
+        "api_tokens.user_id, api_tokens.name",
+    ),
+    ("api_tokens_token_hash_key", "api_tokens.token_hash"),
 ];
 
 impl From<sqlx::Error> for StoreError {

@@ -8,6 +8,7 @@
 
 pub mod account_cache;
 pub mod api_logs;
+pub mod api_tokens;
 pub mod application_index;
 pub mod applications;
 pub mod backup;
@@ -16,7 +17,9 @@ pub mod bus;
 pub mod caching;
 pub mod changes;
 pub mod containers;
+pub mod credentials;
 mod db;
+pub mod deployments;
 mod error;
 pub mod leases;
 mod listen;
@@ -24,12 +27,15 @@ pub mod networks;
 pub mod port_pool;
 pub mod quotas;
 pub mod refresh_tokens;
+pub mod resource_versions;
 pub mod secrets;
 pub mod settings;
 pub mod status;
+pub mod system;
 pub mod time;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;

@@ -90,15 +90,17 @@ impl Store {
         status: &ApplicationStatus,
     ) -> Result<bool, StoreError> {
         let json = to_json(status)?;
-        let done = sqlx::query(
-            "UPDATE applications SET status = $1, resource_version = resource_version + 1, updated_at = $2
-             WHERE id = $3 AND status <> $1",
-        )
-        .bind(&json)
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await;
+        let done = self
+            .locked_write(
+                sqlx::query(
+                    "UPDATE applications SET status = $1, resource_version = resource_version + 1, updated_at = $2
+                     WHERE id = $3 AND status <> $1",
+                )
+                .bind(&json)
+                .bind(now_ms())
+                .bind(id),
+            )
+            .await;
         // Forgotten even if the outcome is unknown (an error after the write).
         if done.as_ref().map_or(true, |d| d.rows_affected() > 0) {
             self.applications_changed();
@@ -347,34 +349,12 @@ impl Store {
         generation: i64,
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MAX(created_at) FROM deployments WHERE application_id = $1 AND generation = $2",
+            "SELECT MAX(COALESCE(deploying_at, created_at)) FROM deployments WHERE application_id = $1 AND generation = $2",
         )
         .bind(app_id)
         .bind(generation)
         .fetch_one(self.pool())
         .await?)
-    }
-
-    /// Marks the rollout of `generation` finished (`Complete`, `Failed`) once.
-    ///
-    /// # Errors
-    /// Only database failures.
-    pub async fn finish_rollout(
-        &self,
-        app_id: &str,
-        generation: i64,
-        status: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deployments SET status = $1, finished_at = $2 WHERE application_id = $3 AND generation = $4 AND finished_at IS NULL",
-        )
-        .bind(status)
-        .bind(now_ms())
-        .bind(app_id)
-        .bind(generation)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Ends a deletion once its containers are gone: the application and every row of
@@ -383,12 +363,14 @@ impl Store {
     /// # Errors
     /// Only database failures.
     pub async fn finalize_deletion(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM applications WHERE id = $1 AND deletion_timestamp IS NOT NULL",
-        )
-        .bind(id)
-        .execute(self.pool())
-        .await;
+        let done = self
+            .locked_write(
+                sqlx::query(
+                    "DELETE FROM applications WHERE id = $1 AND deletion_timestamp IS NOT NULL",
+                )
+                .bind(id),
+            )
+            .await;
         if done.as_ref().map_or(true, |d| d.rows_affected() > 0) {
             self.applications_changed();
         }

@@ -37,6 +37,8 @@ pub struct UsagePoint {
     /// Cumulative counters: the highest value seen in the step.
     pub net_rx_bytes: f64,
     pub net_tx_bytes: f64,
+    pub block_read_bytes: f64,
+    pub block_write_bytes: f64,
 }
 
 /// An application's totals in its latest cycle.
@@ -107,11 +109,14 @@ impl Store {
                     CAST(AVG(mem_limit) AS DOUBLE PRECISION) AS mem_limit,
                     CAST(AVG(n) AS DOUBLE PRECISION) AS n,
                     CAST(MAX(rx) AS DOUBLE PRECISION) AS rx,
-                    CAST(MAX(tx) AS DOUBLE PRECISION) AS tx
+                    CAST(MAX(tx) AS DOUBLE PRECISION) AS tx,
+                    CAST(MAX(br) AS DOUBLE PRECISION) AS br,
+                    CAST(MAX(bw) AS DOUBLE PRECISION) AS bw
              FROM (SELECT recorded_at - (recorded_at % $4) AS bucket,
                           SUM(cpu_percent) AS cpu, SUM(memory_bytes) AS mem,
                           SUM(memory_limit_bytes) AS mem_limit, COUNT(*) AS n,
-                          SUM(net_rx_bytes) AS rx, SUM(net_tx_bytes) AS tx
+                          SUM(net_rx_bytes) AS rx, SUM(net_tx_bytes) AS tx,
+                          SUM(block_read_bytes) AS br, SUM(block_write_bytes) AS bw
                    FROM metrics
                    WHERE application_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
                    GROUP BY recorded_at) AS cycles
@@ -133,6 +138,8 @@ impl Store {
                     containers: r.try_get("n")?,
                     net_rx_bytes: r.try_get("rx")?,
                     net_tx_bytes: r.try_get("tx")?,
+                    block_read_bytes: r.try_get("br")?,
+                    block_write_bytes: r.try_get("bw")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

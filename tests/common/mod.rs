@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod git;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The HTTPS listener (kubectl's), when the test asked for one with `tls_listen`.
+    pub tls: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub jwt_secret: String,
     /// The secrets key (`LONGIN_SECRETS_KEY`), shared by processes of one installation.
@@ -227,6 +230,10 @@ async fn spawn_inner(
             secrets_key: Some(secrets_key.clone()),
         },
         listen: "127.0.0.1:0".parse().expect("addr"),
+        tls_listen: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_sans: Vec::new(),
         redis_url: redis_url.clone(),
         redis_prefix: format!("longin-test-{}:", uuid::Uuid::new_v4().simple()),
         jwt_secret: Some(jwt_secret.clone()),
@@ -264,6 +271,9 @@ async fn spawn_inner(
         quota_replicas: 40,
         quota_memory: 20 << 30,
         max_connections: 4096,
+        build_concurrency: 1,
+        build_timeout: Duration::from_secs(600),
+        keep_images: 5,
     };
     configure_args(&mut args);
     // A test may have put the server on another database (the PostgreSQL service).
@@ -275,6 +285,7 @@ async fn spawn_inner(
         .await
         .expect("build server");
     let addr = server.local_addr().expect("addr");
+    let tls = server.tls_addr();
     let store = &server.context().store;
     if claimed && !store.has_users().await.unwrap() {
         store
@@ -291,6 +302,7 @@ async fn spawn_inner(
     let handle = tokio::spawn(server.run(cancel.clone()));
     TestApp {
         addr,
+        tls,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()

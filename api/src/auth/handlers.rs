@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,7 @@ use longin_store::users::{NewUser, Role};
 
 use super::principal::AuthUser;
 use super::registration::{self, RegisterRequest};
-use super::session::{self, TokenResponse, hash_refresh_token, refresh_cookie};
+use super::session::{self, TokenResponse, hash_token, refresh_cookie};
 use crate::context::ApiContext;
 use crate::error::{AppError, ErrorBody, FieldErrors};
 use crate::extract::{AppBytes, AppJson, ClientAddr};
@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(registration_state))
 }
 
 /// Creates an account and signs it in. The installation's first account is its admin;
@@ -93,6 +94,32 @@ async fn register(
     tracing::info!(user_id = %user.id, username = %user.username, "user registered");
     let tokens = session::issue(&ctx, &user, None).await?;
     Ok(with_refresh_cookie(StatusCode::CREATED, tokens, &headers))
+}
+
+/// Whether the sign-in page should offer registration.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationState {
+    /// Registering an account would be accepted now.
+    open: bool,
+    /// No account exists: the next one registered becomes the admin.
+    first_account: bool,
+}
+
+/// Whether registration is open, and whether the next account is the first (the
+/// admin). Public: the sign-in page asks before anyone is signed in.
+#[utoipa::path(
+    get, path = "/api/auth/registration", tag = "auth",
+    responses((status = 200, description = "Registration now", body = RegistrationState))
+)]
+async fn registration_state(
+    State(ctx): State<ApiContext>,
+) -> Result<axum::Json<RegistrationState>, AppError> {
+    let first_account = !ctx.store.has_users().await?;
+    Ok(axum::Json(RegistrationState {
+        open: first_account || ctx.config.open_registration,
+        first_account,
+    }))
 }
 
 /// Reserves one sign-in attempt under every key, or refuses with 429 when a key is
@@ -329,7 +356,7 @@ async fn refresh(
     let now = longin_store::now_ms();
     let spend = ctx
         .refresh_tokens
-        .spend(&hash_refresh_token(&token), now)
+        .spend(&hash_token(&token), now)
         .await
         .map_err(AppError::internal)?;
     let (user_id, family_id) = match spend {
@@ -371,7 +398,7 @@ async fn logout(
 ) -> Result<Response, AppError> {
     if let Some(token) = presented_refresh_token(&headers, &body)? {
         ctx.refresh_tokens
-            .revoke_family_of(&hash_refresh_token(&token))
+            .revoke_family_of(&hash_token(&token))
             .await
             .map_err(AppError::internal)?;
     }

@@ -1,6 +1,7 @@
-//! Authentication: registration, sign-in, token refresh with rotation, sign-out, and
-//! the extractors that tell handlers who is calling.
+//! Authentication: registration, sign-in, token refresh with rotation, sign-out,
+//! personal API tokens, and the extractors that tell handlers who is calling.
 
+pub mod api_token;
 mod handlers;
 pub mod jwt;
 pub mod limiter;
@@ -11,4 +12,4 @@ pub mod secret;
 pub mod session;
 
 pub use handlers::router;
-pub use principal::{AdminUser, AuthUser};
+pub use principal::{AdminUser, AuthUser, Credential, SessionUser};

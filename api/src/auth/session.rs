@@ -39,17 +39,25 @@ pub struct TokenResponse {
 
 /// A fresh random refresh token (256 bits) and the hash it is stored under.
 fn new_refresh_token() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = hash_refresh_token(&token);
+    let token = random_secret();
+    let hash = hash_token(&token);
     (token, hash)
 }
 
-/// Refresh tokens are stored only as SHA-256 hashes: a leaked table grants nothing.
-/// (They are 256 random bits, so a fast hash is enough; no salt or stretching needed.)
+/// 256 random bits, base64url without padding: the secret part of every opaque token
+/// (refresh tokens, API tokens).
 #[must_use]
-pub fn hash_refresh_token(token: &str) -> String {
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Opaque tokens (refresh tokens, API tokens) are stored only as SHA-256 hashes: a
+/// leaked table grants nothing. (They are 256 random bits, so a fast hash is enough; no
+/// salt or stretching needed.)
+#[must_use]
+pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -215,7 +223,7 @@ mod tests {
     #[test]
     fn token_hash_is_hex_sha256() {
         assert_eq!(
-            hash_refresh_token("abc"),
+            hash_token("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use super::line::{LogLine, parse_frame};
+use crate::slots::PerUserSlots;
 
 /// Lines a follower may fall behind by before it is told it lagged.
 const BUFFER: usize = 1024;
@@ -42,8 +43,7 @@ struct Inner {
     docker: OnceCell<Docker>,
     streams: Mutex<HashMap<String, broadcast::Sender<LogEvent>>>,
     /// Log reads and follows open per user (see [`LogHub::admit`]).
-    open_per_user: Mutex<HashMap<String, usize>>,
-    per_user: usize,
+    open_per_user: PerUserSlots,
 }
 
 /// Log reads and follows one user may have open at once in one process by default
@@ -56,28 +56,7 @@ pub const DEFAULT_STREAMS_PER_USER: usize = 64;
 const HISTORY_AHEAD: usize = 32;
 
 /// One of a user's open log streams; dropping it gives the place back.
-#[derive(Debug)]
-pub struct StreamPermit {
-    hub: LogHub,
-    user_id: String,
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let mut open = self
-            .hub
-            .inner
-            .open_per_user
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.user_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.user_id);
-            }
-        }
-    }
-}
+pub type StreamPermit = crate::slots::Slot;
 
 /// The shared log streams of this process.
 #[derive(Debug, Clone)]
@@ -99,8 +78,7 @@ impl LogHub {
             inner: Arc::new(Inner {
                 docker: OnceCell::new(),
                 streams: Mutex::default(),
-                open_per_user: Mutex::default(),
-                per_user,
+                open_per_user: PerUserSlots::new(per_user, "longin_log_streams_refused_total"),
             }),
         }
     }
@@ -122,21 +100,7 @@ impl LogHub {
     /// many open as the hub allows.
     #[must_use]
     pub fn admit(&self, user_id: &str) -> Option<StreamPermit> {
-        let mut open = self
-            .inner
-            .open_per_user
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let n = open.entry(user_id.to_owned()).or_default();
-        if *n >= self.inner.per_user {
-            metrics::counter!("longin_log_streams_refused_total").increment(1);
-            return None;
-        }
-        *n += 1;
-        Some(StreamPermit {
-            hub: self.clone(),
-            user_id: user_id.to_owned(),
-        })
+        self.inner.open_per_user.admit(user_id)
     }
 
     /// The container's last `tail` lines (all with `None`) since `since` (Unix

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::outbox::{IntoText, Outbox};
 use super::protocol::{self, ClientMessage, ServerMessage, Topic};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Credential};
 use crate::context::ApiContext;
 use crate::error::AppError;
 use crate::logs::attach::Start;
@@ -233,9 +233,10 @@ impl Session {
 
     /// Whether the user may still hold this connection: the account still exists and
     /// is enabled, and one that signed in as an admin still is (its subscriptions may
-    /// be to other users' apps, on any stream). A store error keeps it (the next check
-    /// decides).
+    /// be to other users' apps, on any stream); an API token it was opened with is
+    /// neither revoked nor expired. A store error keeps it (the next check decides).
     async fn still_allowed(&self) -> Result<(), ServerMessage<'static>> {
+        self.api_token_still_valid().await?;
         match self.ctx.store.user_by_id(&self.user.id).await {
             Ok(user) if user.disabled => {
                 Err(ServerMessage::error("unauthorized", "account is disabled"))
@@ -256,6 +257,28 @@ impl Session {
             )),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot re-check a websocket user");
+                Ok(())
+            }
+        }
+    }
+
+    /// A connection opened with an API token ends once the token is revoked or
+    /// expires, as a request with it would then be refused.
+    async fn api_token_still_valid(&self) -> Result<(), ServerMessage<'static>> {
+        let Credential::ApiToken { id } = &self.user.credential else {
+            return Ok(());
+        };
+        match self.ctx.store.api_token(id).await {
+            Ok(Some(token)) if token.is_expired(longin_store::now_ms()) => Err(
+                ServerMessage::error("unauthorized", "API token has expired"),
+            ),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ServerMessage::error(
+                "unauthorized",
+                "the API token was revoked",
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot re-check a websocket's API token");
                 Ok(())
             }
         }
@@ -282,9 +305,22 @@ impl Session {
                 );
             }
             ClientMessage::Subscribe {
+                app: Some(app),
+                container_id: None,
+                revision: Some(revision),
+                ..
+            } if self.kind == Kind::Logs => self.subscribe_build(app, revision).await,
+            ClientMessage::Subscribe {
+                revision: Some(_), ..
+            } => self.reply_error(
+                "bad_request",
+                "`revision` goes with `app` alone, on /ws/logs (a build log)",
+            ),
+            ClientMessage::Subscribe {
                 app,
                 container_id,
                 tail,
+                revision: None,
             } => match Topic::from_fields(app, container_id) {
                 Ok(topic) => self.subscribe(topic, tail).await,
                 Err(why) => self.reply_error("bad_request", &why),
@@ -382,6 +418,49 @@ impl Session {
             },
         );
         Ok(())
+    }
+
+    /// A revision's build log (see `build_log.rs`).
+    async fn subscribe_build(&mut self, name: String, revision: i64) {
+        let app = match self.app(&name).await {
+            Ok(app) => app,
+            Err(err) => {
+                let (code, message) = describe(&err);
+                return self.reply_error(code, &message);
+            }
+        };
+        match self.ctx.store.deployment(&app.id, revision).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return self.reply_error("not_found", &format!("revision {revision} not found"));
+            }
+            Err(err) => {
+                let (code, message) = describe(&AppError::internal(err));
+                return self.reply_error(code, &message);
+            }
+        }
+        let Some(permit) = self.ctx.logs.admit(&self.user.id) else {
+            return self.reply_error("too_many_requests", "too many log streams open");
+        };
+        let topic = Topic::App(name.clone());
+        self.outbox.push_always(ServerMessage::Subscribed(&topic));
+        let follow = super::build_log::follow_build(
+            self.ctx.clone(),
+            app.id,
+            name.clone(),
+            revision,
+            self.outbox.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            follow.await;
+        });
+        if let Some(old) = self
+            .followers
+            .insert(format!("build:{name}:{revision}"), task)
+        {
+            old.abort();
+        }
     }
 
     async fn subscribe_logs(&mut self, topic: &Topic, tail: usize) -> Result<(), AppError> {

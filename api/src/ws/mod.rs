@@ -3,6 +3,7 @@
 //! and reconcile errors; admins only). The protocol is in [`protocol`]; each
 //! connection's pending messages in [`outbox`]; what it follows in [`connection`].
 
+pub mod build_log;
 pub mod connection;
 pub mod outbox;
 pub mod protocol;

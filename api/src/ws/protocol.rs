@@ -25,6 +25,8 @@ pub enum ClientMessage {
         container_id: Option<String>,
         /// Logs: lines of history first (default 100).
         tail: Option<usize>,
+        /// Logs: with `app`, that revision's build log instead of the app's output.
+        revision: Option<i64>,
     },
     #[serde(rename_all = "camelCase")]
     Unsubscribe {
@@ -109,6 +111,22 @@ pub enum ServerMessage<'a> {
         aggregated: &'a Aggregate,
         timestamp: &'a str,
     },
+    /// A line of a revision's build log.
+    #[serde(rename_all = "camelCase")]
+    BuildLog {
+        app: &'a str,
+        revision: i64,
+        line: &'a str,
+    },
+    /// A revision's build ended (its image is rolling out, or it failed, was
+    /// cancelled or superseded): no more lines.
+    #[serde(rename_all = "camelCase")]
+    BuildEnd {
+        app: &'a str,
+        revision: i64,
+        status: &'a str,
+        message: &'a str,
+    },
     /// A reconcile failed (the admin stream).
     #[serde(rename_all = "camelCase")]
     ReconcileError {
@@ -151,7 +169,17 @@ mod tests {
             Ok(ClientMessage::Subscribe {
                 app: None,
                 container_id: Some("abc".into()),
-                tail: Some(5)
+                tail: Some(5),
+                revision: None,
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"subscribe","app":"web","revision":7}"#),
+            Ok(ClientMessage::Subscribe {
+                app: Some("web".into()),
+                container_id: None,
+                tail: None,
+                revision: Some(7),
             })
         );
         assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
