@@ -5,7 +5,9 @@
 // rollout, a replacement). The socket cannot resume from a time, so after a
 // reconnect the subscription asks for no history (`tail: 0`) and the gap is read
 // from GET …/logs?since= (JSON lines), a little early; lines already shown
-// (container, time and text) are skipped at the seam.
+// (container, time and text) are skipped. The socket may deliver a line the gap
+// already returned well after the gap's answer, so the check is not limited to the
+// seam: every line is checked against the last 10 000 shown.
 import { api, accessToken } from './api.js';
 import { stream } from './live.js';
 import { LogView, h, tsKey } from './logview.js';
@@ -39,8 +41,8 @@ export function mountLogs(panel, app) {
   let sub = null;
   let gone = false;
   let gen = 0; // bumped by every restart: late answers of an older stream are dropped
-  let recent = []; // {key, id} of the lines last seen
-  let seam = null; // ids seen around a reconnect's gap
+  let recent = []; // ids (container, time, text) of the lines last seen, oldest first
+  let seen = new Set(); // the same ids, to look up
   let newest = '';
   let newestTs = null;
   let subscribedAt = null;
@@ -75,12 +77,15 @@ export function mountLogs(panel, app) {
 
   // A container's lines are not in strict time order, so "newer than the last one"
   // would lose some: lines are recognised by container, time and text instead.
+  // Engine times have nanoseconds: two lines of one container with the same time
+  // and text are one line read twice. A line without a time is never dropped.
   function seenBefore(cid, key, text) {
+    if (!key) return false;
     const id = `${cid}\n${key}\n${text}`;
-    if (seam?.has(id)) return true;
-    seam?.add(id);
-    recent.push({ key, id });
-    if (recent.length > 10000) recent.splice(0, 5000);
+    if (seen.has(id)) return true;
+    seen.add(id);
+    recent.push(id);
+    if (recent.length > 10000) for (const old of recent.splice(0, 5000)) seen.delete(old);
     return false;
   }
 
@@ -127,8 +132,6 @@ export function mountLogs(panel, app) {
     filling = Object.assign([], { lost: 0 });
     // Early, as another container's lines may reach the server late.
     const since = new Date(Date.parse(newestTs ?? subscribedAt) - 2000).toISOString();
-    const sinceKey = tsKey(since);
-    seam = new Set(recent.filter((r) => r.key >= sinceKey).map((r) => r.id));
     say('Catching up…');
     gap(since)
       .catch((err) => g === gen && view.note(`Lines printed while disconnected could not be read (${err.message}).`))
@@ -138,7 +141,6 @@ export function mountLogs(panel, app) {
         filling = null;
         for (const m of lines) handle(m);
         if (lines.lost) view.note(`${lines.lost} lines lost here (catching up took too long)`);
-        seam = null;
         say('Live');
       });
   }
@@ -168,7 +170,7 @@ export function mountLogs(panel, app) {
     live?.close();
     const g = ++gen;
     view.clear();
-    [recent, seam, newest, newestTs, subscribedAt, filling, held] = [[], null, '', null, null, null, []];
+    [recent, seen, newest, newestTs, subscribedAt, filling, held] = [[], new Set(), '', null, null, null, []];
     sub = { type: 'subscribe', app: topic, tail: TAIL };
     live = stream('/ws/logs', sub, {
       onMessage: (m) => g === gen && handle(m),

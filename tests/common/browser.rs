@@ -179,8 +179,10 @@ impl Browser {
                     .js("return document.body.innerText.slice(0, 3000)", vec![])
                     .await;
                 let shot = self.screenshot("timeout").await;
+                // A failed request says why only in the console (net::ERR_…).
+                let console = self.console_errors().await;
                 panic!(
-                    "timed out after {secs} s waiting for {what}; page {} shows:\n{}\n(screenshot {})",
+                    "timed out after {secs} s waiting for {what}; page {} shows:\n{}\n(screenshot {})\nconsole errors: {console:#?}",
                     self.path().await,
                     text.as_str().unwrap_or_default(),
                     shot.display()
