@@ -90,6 +90,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// CPU and memory of every application, from the latest metrics cycle.
     Top,
+    /// Admins: the machines applications run on (the Swarm's nodes, or the one local
+    /// engine), with their state and the replicas on each.
+    Nodes,
     /// An application's revisions: history, undo (roll back), status (wait).
     Rollout {
         #[command(subcommand)]
@@ -291,7 +294,11 @@ impl Command {
         self.is_client()
             && !matches!(
                 self,
-                Self::Login(_) | Self::Logout | Self::Token { .. } | Self::Kubeconfig(_)
+                Self::Login(_)
+                    | Self::Logout
+                    | Self::Token { .. }
+                    | Self::Kubeconfig(_)
+                    | Self::Nodes
             )
     }
 }
@@ -545,6 +552,19 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_METRICS_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub metrics_retention_days: u32,
 
+    /// Which engine runs the replicas: `docker` (the local engine; Longin places,
+    /// restarts and rolls out each replica) or `swarm` (`DOCKER_HOST` names a Docker
+    /// Swarm manager; each application is one service the Swarm schedules over its
+    /// nodes).
+    #[arg(long, env = "LONGIN_ENGINE", default_value = "docker")]
+    pub engine: longin_controller::EngineKind,
+
+    /// With `--engine swarm`: `host` publishes each replica's port on the node it
+    /// runs on (at most one replica per node; works without IPVS), `ingress` uses the
+    /// Swarm's routing mesh (every node's port reaches every replica; needs IPVS).
+    #[arg(long, env = "LONGIN_SWARM_PUBLISH", default_value = "host")]
+    pub swarm_publish: longin_controller::services::PublishMode,
+
     /// When images are pulled for apps that do not say (`spec.imagePullPolicy`):
     /// `always` checks the registry before every container start, so a user can run
     /// only images they can pull, never one that happens to be on the engine;
@@ -662,6 +682,8 @@ impl ServeArgs {
             engine_timeout: self.engine_timeout,
             pull_policy: self.pull_policy.into(),
             network_pool: self.network_pool,
+            engine: self.engine,
+            publish: self.swarm_publish,
             builds: longin_controller::builds::BuildConfig {
                 root: self.store.data_dir.join("git"),
                 concurrency: usize::try_from(self.build_concurrency).unwrap_or(1),
@@ -795,6 +817,8 @@ impl ServeArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days) * 86_400),
             metrics_token: self.metrics_token.clone(),
             data_dir: self.store.data_dir.clone(),
+            engine: self.engine,
+            publish: self.swarm_publish,
             quotas: longin_api::config::QuotaPolicy {
                 default: longin_store::quotas::Quota {
                     apps: Some(self.quota_apps),

@@ -170,6 +170,7 @@ async fn client_command(options: &ClientOptions, command: Command) -> anyhow::Re
         Command::Start(args) => commands::verb(&mut saved()?, &args.name, "start").await?,
         Command::Restart(args) => commands::verb(&mut saved()?, &args.name, "restart").await?,
         Command::Top => observe::top(&mut saved()?).await?,
+        Command::Nodes => observe::nodes(&mut saved()?, options.output).await?,
         Command::Rollout { command } => match command {
             RolloutCommand::History(args) => rollout::history(&mut saved()?, &args.name).await?,
             RolloutCommand::Undo(args) => {

@@ -52,6 +52,9 @@ pub struct ApiConfig {
     pub quotas: QuotaPolicy,
     /// The HTTPS listener Kubernetes clients reach, when there is one.
     pub kube: Option<KubeEndpoint>,
+    /// The engine the controller drives, and how Swarm publishes (`/api/admin/nodes`).
+    pub engine: longin_controller::EngineKind,
+    pub publish: longin_controller::services::PublishMode,
 }
 
 /// Where kubectl reaches this server, for `longin kubeconfig`.
@@ -131,6 +134,8 @@ impl Default for ApiConfig {
             ws_keepalive: Duration::from_secs(30),
             quotas: QuotaPolicy::default(),
             kube: None,
+            engine: longin_controller::EngineKind::Docker,
+            publish: longin_controller::services::PublishMode::Host,
         }
     }
 }

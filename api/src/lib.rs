@@ -21,6 +21,7 @@ pub mod instant;
 pub mod kube;
 pub mod listing;
 pub mod logs;
+pub mod nodes;
 pub mod openapi;
 pub mod pagination;
 pub mod prometheus;
@@ -59,6 +60,7 @@ fn routes() -> OpenApiRouter<ApiContext> {
         .merge(tokens::router())
         .merge(admin::router())
         .merge(system::router())
+        .merge(nodes::router())
         .merge(applications::router())
         .merge(deployments::router())
         .merge(webhooks::router())

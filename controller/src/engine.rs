@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::Observed;
 use crate::runtime::{ContainerPlan, NetworkPlan, RuntimeError};
+use crate::services::{NodeInfo, ServiceObserved, ServicePlan};
 use crate::stats::Sample;
 
 /// What an engine does by itself, so the controller knows what is left to it.
@@ -39,6 +40,15 @@ impl Capabilities {
         per_replica_ports: true,
         remote_stats: true,
     };
+
+    /// Docker Swarm: it schedules, rolls out and restarts replicas itself, on any of
+    /// its nodes, all on the application's one published port.
+    pub const SWARM: Self = Self {
+        multi_node: true,
+        native_rollout: true,
+        per_replica_ports: false,
+        remote_stats: false,
+    };
 }
 
 /// Something happened to a managed container of `app_uid` (`action` as the engine
@@ -57,6 +67,8 @@ impl EngineEvent {
             self.action.as_str(),
             "die" | "start" | "destroy" | "stop" | "kill" | "oom"
         ) || self.action.starts_with("health_status")
+            // A Swarm service created, updated or removed.
+            || self.action.starts_with("service:")
     }
 
     /// Whether the container may still list as running for a moment after the event
@@ -129,6 +141,33 @@ pub trait ContainerRuntime: std::fmt::Debug + Send + Sync + 'static {
     /// The engine's events about managed containers, until the stream breaks (the
     /// caller reconnects and resyncs).
     fn events(&self) -> BoxStream<'static, Result<EngineEvent, RuntimeError>>;
+
+    // What an engine with `native_rollout` runs an application as: one service. The
+    // local engine has none (its defaults), and the controller never asks it.
+
+    /// The application's service and its tasks (also the tasks left of a service just
+    /// removed, until they are gone).
+    async fn service_of(&self, _app_uid: &str) -> Result<ServiceObserved, RuntimeError> {
+        Ok(ServiceObserved::default())
+    }
+
+    /// Creates the service, or updates it to `plan` when its spec or replica count
+    /// differs; true when it changed anything.
+    async fn ensure_service(&self, _plan: &ServicePlan) -> Result<bool, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            operation: "services",
+        })
+    }
+
+    /// Removes the application's service, if there is one; true when it did.
+    async fn remove_service(&self, _app_uid: &str) -> Result<bool, RuntimeError> {
+        Ok(false)
+    }
+
+    /// The machines the engine runs replicas on.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The engine as the controller holds it.

@@ -21,8 +21,11 @@ pub mod quiet;
 pub mod reconciler;
 pub mod restarts;
 pub mod runtime;
+pub mod service_reconciler;
+pub mod services;
 pub mod stats;
 pub mod stops;
+pub mod swarm;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,7 +39,7 @@ use longin_store::bus::Bus;
 
 pub use engine::{ContainerRuntime, Engine};
 use reconciler::Context;
-pub use reconciler::ControllerConfig;
+pub use reconciler::{ControllerConfig, EngineKind};
 pub use runtime::DockerRuntime;
 
 /// Whether the Docker engine answers (for readiness probes).
@@ -189,8 +192,33 @@ async fn run_engine(
         }
     };
     let runtime = std::sync::Arc::new(runtime);
+    // Images are built on the engine the controller talks to (on Swarm: the manager).
     let images: std::sync::Arc<dyn builds::images::ImageBuilds> = runtime.clone();
-    let runtime: Engine = runtime;
+    let runtime: Engine = match config.engine {
+        reconciler::EngineKind::Docker => runtime,
+        reconciler::EngineKind::Swarm => loop {
+            match swarm::SwarmRuntime::connect(
+                &config.instance,
+                config.engine_timeout,
+                config.publish,
+            )
+            .await
+            {
+                Ok(swarm) => {
+                    tracing::info!(publish = config.publish.as_str(), "driving a Docker Swarm");
+                    break std::sync::Arc::new(swarm.with_installation(&config.installation));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, retry_in_s = wait.as_secs_f64(), "no Swarm manager; controller waiting");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        },
+    };
     replace_unlabelled(&store, &runtime).await;
     run_with(store, runtime, Some(images), bus, config, cancel).await;
 }

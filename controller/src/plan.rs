@@ -384,6 +384,12 @@ pub struct Facts {
     pub replica_failure: Option<String>,
     /// A replica was moved off a host port held outside Longin: which and why.
     pub port_skipped: Option<String>,
+    /// `failed` says an update the engine rolled back (Swarm): the previous spec
+    /// keeps serving.
+    pub rolled_back: bool,
+    /// Where each replica answers, on a multi-node engine (`hostPorts` then holds the
+    /// application's one port).
+    pub endpoints: Option<Vec<longin_crds::application::Endpoint>>,
     /// RFC 3339 now, for condition transition times.
     pub now: String,
 }
@@ -436,12 +442,16 @@ pub fn status(
         replicas: counts.replicas,
         ready_replicas: counts.ready,
         updated_replicas: counts.updated,
-        host_ports: desired
-            .host_ports
-            .iter()
-            .copied()
-            .take(want as usize)
-            .collect(),
+        host_ports: match &facts.endpoints {
+            Some(_) => desired.host_ports.iter().copied().take(1).collect(),
+            None => desired
+                .host_ports
+                .iter()
+                .copied()
+                .take(want as usize)
+                .collect(),
+        },
+        endpoints: facts.endpoints.clone().unwrap_or_default(),
         conditions,
     }
 }
@@ -506,6 +516,7 @@ fn replica_conditions(
             "Progressing",
             facts.failed.is_none() && (settled || !facts.deadline_exceeded),
             match (&facts.failed, settled) {
+                (Some(_), _) if facts.rolled_back => "RolledBack",
                 (Some(_), _) => "RestartLimitExceeded",
                 (None, true) => "ReplicasUpToDate",
                 (None, false) if facts.deadline_exceeded => "ProgressDeadlineExceeded",

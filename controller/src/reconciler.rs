@@ -80,6 +80,32 @@ pub struct ControllerConfig {
     pub network_pool: crate::networks::NetworkPool,
     /// How images are built from git (`spec.source`).
     pub builds: crate::builds::BuildConfig,
+    /// Which engine runs the replicas.
+    pub engine: EngineKind,
+    /// How a Swarm engine publishes replicas (the local engine: always per replica).
+    pub publish: crate::services::PublishMode,
+}
+
+/// The engine the controller drives (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// The local Docker engine: Longin places, restarts and rolls out each replica.
+    #[default]
+    Docker,
+    /// A Docker Swarm manager (`DOCKER_HOST`): one service per application.
+    Swarm,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "docker" => Ok(Self::Docker),
+            "swarm" => Ok(Self::Swarm),
+            other => Err(format!("unknown engine {other:?}: docker or swarm")),
+        }
+    }
 }
 
 impl Default for ControllerConfig {
@@ -101,6 +127,8 @@ impl Default for ControllerConfig {
             sole_controller: false,
             network_pool: crate::networks::NetworkPool::default(),
             builds: crate::builds::BuildConfig::default(),
+            engine: EngineKind::Docker,
+            publish: crate::services::PublishMode::Host,
         }
     }
 }
@@ -115,9 +143,12 @@ pub struct Context {
     pub bus: Bus,
     pub config: ControllerConfig,
     /// CrashLoopBackOff counters and Failed verdicts.
-    restarts: RestartTracker,
+    pub(crate) restarts: RestartTracker,
     /// Apps whose last reconcile found nothing to do (the resync may skip them).
     pub quiet: QuietApps,
+    /// Per app, the spec hash its service was last updated to (Swarm): a rollback away
+    /// from it is this spec's failure, not a new spec to roll out.
+    pub(crate) sent_specs: Arc<Mutex<HashMap<String, String>>>,
     /// Per app, the last host port it was moved off (held outside Longin), for status.
     skipped_ports: Arc<Mutex<HashMap<String, String>>>,
     /// Graceful stops running off the workers.
@@ -153,6 +184,7 @@ impl Context {
             restarts: RestartTracker::default(),
             quiet: QuietApps::default(),
             skipped_ports: Arc::default(),
+            sent_specs: Arc::default(),
             stops: crate::stops::Stops::default(),
             pulls: crate::pulls::Pulls::default(),
             owners: crate::queue::Owners::default(),
@@ -190,7 +222,7 @@ impl Clock {
 }
 
 /// (Unix milliseconds, RFC 3339) of now.
-fn now_pair(ctx: &Context) -> (i64, String) {
+pub(crate) fn now_pair(ctx: &Context) -> (i64, String) {
     let ms = ctx.clock.now();
     (ms, longin_store::time::rfc3339(ms))
 }
@@ -241,7 +273,7 @@ fn container_plan(
 
 /// The owner's network, created if it is missing; its subnet is the owner's slot in
 /// the pool, given once and kept in the store.
-async fn owner_network(
+pub(crate) async fn owner_network(
     ctx: &Context,
     app: &ApplicationRecord,
 ) -> Result<NetworkPlan, ReconcileError> {
@@ -328,6 +360,9 @@ pub async fn reconcile(app_id: String, ctx: Context) -> Result<Option<Duration>,
 async fn reconcile_inner(app_id: &str, ctx: &Context) -> Result<Option<Duration>, ReconcileError> {
     // Known quiet again only if this reconcile ends with nothing done and nothing due.
     ctx.quiet.forget(app_id);
+    if ctx.runtime.capabilities().native_rollout {
+        return crate::service_reconciler::reconcile(ctx, app_id).await;
+    }
     let observed = observe(ctx, app_id).await?;
     let Some(app) = ctx.store.application_by_id(app_id).await? else {
         remove_orphans(ctx, app_id, &observed);
@@ -716,7 +751,7 @@ async fn report(
 }
 
 /// Counts a revision whose rollout just ended (`trigger` is what started it).
-fn count_rollout(trigger: Option<&str>, result: &'static str) {
+pub(crate) fn count_rollout(trigger: Option<&str>, result: &'static str) {
     if let Some(trigger) = trigger {
         metrics::counter!("longin_deployments_total",
             "trigger" => crate::builds::trigger_label(trigger), "result" => result)
@@ -724,7 +759,7 @@ fn count_rollout(trigger: Option<&str>, result: &'static str) {
     }
 }
 
-fn container_row(ctx: &Context, app_id: &str, c: &Observed) -> ObservedContainer {
+pub(crate) fn container_row(ctx: &Context, app_id: &str, c: &Observed) -> ObservedContainer {
     ObservedContainer {
         docker_id: c.id.clone(),
         replica_index: i64::from(c.replica),
@@ -743,7 +778,10 @@ fn container_row(ctx: &Context, app_id: &str, c: &Observed) -> ObservedContainer
 
 /// Whether the rollout of the app's generation has run past its progress deadline;
 /// records it as failed the first time.
-async fn past_deadline(ctx: &Context, app: &ApplicationRecord) -> Result<bool, ReconcileError> {
+pub(crate) async fn past_deadline(
+    ctx: &Context,
+    app: &ApplicationRecord,
+) -> Result<bool, ReconcileError> {
     let Some(started_ms) = ctx.store.rollout_started(&app.id, app.generation).await? else {
         return Ok(false);
     };
@@ -875,7 +913,7 @@ async fn refused(
 
 /// Writes the status that describes `observed`, unless `current` (the status as last
 /// written) says it already; a first Running of the generation finishes its rollout.
-async fn write_status(
+pub(crate) async fn write_status(
     ctx: &Context,
     app: &ApplicationRecord,
     current: &mut longin_crds::application::ApplicationStatus,

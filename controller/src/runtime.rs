@@ -37,6 +37,12 @@ pub enum RuntimeError {
     PortBusy { port: u16, reason: String },
     #[error("the image build failed: {message}")]
     Build { message: String },
+    #[error(
+        "the engine is not a Docker Swarm manager (run `docker swarm init`, or point DOCKER_HOST at a manager)"
+    )]
+    NotAManager,
+    #[error("this engine has no {operation}")]
+    Unsupported { operation: &'static str },
     #[error("docker {operation} failed: {source}")]
     Engine {
         operation: &'static str,
@@ -114,6 +120,8 @@ pub struct DockerRuntime {
     /// to that installation's containers.
     installation: String,
     timeout: Duration,
+    /// Owner networks are Swarm overlays (attachable), not bridges.
+    overlay: bool,
 }
 
 impl DockerRuntime {
@@ -139,7 +147,15 @@ impl DockerRuntime {
             instance: instance.to_owned(),
             installation: String::new(),
             timeout,
+            overlay: false,
         })
+    }
+
+    /// This runtime, making owner networks as Swarm overlays.
+    #[must_use]
+    pub fn with_overlay_networks(mut self) -> Self {
+        self.overlay = true;
+        self
     }
 
     /// This runtime, managing only the containers of installation `id`.
@@ -242,7 +258,8 @@ impl DockerRuntime {
         }
         let request = NetworkCreateRequest {
             name: plan.name.clone(),
-            driver: Some("bridge".to_owned()),
+            driver: Some(if self.overlay { "overlay" } else { "bridge" }.to_owned()),
+            attachable: self.overlay.then_some(true),
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
                     subnet: Some(plan.subnet.clone()),

@@ -308,13 +308,33 @@ pub struct ApplicationStatus {
     pub ready_replicas: u32,
     #[serde(default)]
     pub updated_replicas: u32,
-    /// One host port per replica, in replica order.
+    /// One host port per replica, in replica order (on the Swarm engine: the one port
+    /// every replica answers on, each on its own node).
     #[serde(default)]
     pub host_ports: Vec<u16>,
+    /// Where each replica answers, on an engine that spreads them over several
+    /// machines (Swarm); empty on the local engine, where `hostPorts` says it all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// One replica's address on a multi-node engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// The replica's index (0-based, as in `hostPorts`).
+    pub replica: u32,
+    /// The node's hostname.
+    pub node: String,
+    /// The node's address (where the port is published).
+    pub address: String,
+    pub port: u16,
+    /// Running, past its health check, on a node that is up.
+    pub ready: bool,
 }
 
 /// The lifecycle phase, summarising the conditions.

@@ -152,6 +152,68 @@ pub async fn top(client: &mut ApiClient) -> anyhow::Result<String> {
     ))
 }
 
+/// `longin nodes`: the engine's machines, as `GET /api/admin/nodes` lists them.
+pub async fn nodes(
+    client: &mut ApiClient,
+    output: Option<crate::cli::OutputFormat>,
+) -> anyhow::Result<String> {
+    let res = client.send(Method::GET, "/api/admin/nodes", |r| r).await?;
+    let view: serde_json::Value = read_json(res).await?;
+    if matches!(output, Some(crate::cli::OutputFormat::Json)) {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&view)?));
+    }
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let rows: Vec<Vec<String>> = view
+        .get("nodes")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            let leader = n.get("leader").and_then(serde_json::Value::as_bool) == Some(true);
+            vec![
+                text(n, "hostname"),
+                text(n, "address"),
+                if leader {
+                    format!("{} (leader)", text(n, "role"))
+                } else {
+                    text(n, "role")
+                },
+                text(n, "state"),
+                text(n, "availability"),
+                text(n, "engineVersion"),
+                n.get("replicasRunning")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+                    .to_string(),
+            ]
+        })
+        .collect();
+    let mut out = match view.get("publishMode").and_then(serde_json::Value::as_str) {
+        Some(mode) => format!("Engine: {} (publishing: {mode})\n", text(&view, "engine")),
+        None => format!("Engine: {}\n", text(&view, "engine")),
+    };
+    out.push_str(&table(
+        &[
+            "NAME",
+            "ADDRESS",
+            "ROLE",
+            "STATE",
+            "AVAILABILITY",
+            "ENGINE",
+            "REPLICAS",
+        ],
+        &rows,
+    ));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,187 @@
+//! `GET /api/admin/nodes`: the machines applications run on — the Swarm's nodes when
+//! the engine is a Swarm manager, else the one local engine — with the replicas of
+//! this installation running on each.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::AdminUser;
+use crate::context::ApiContext;
+use crate::error::{AppError, ErrorBody};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(nodes))
+}
+
+/// The engine and its machines.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NodesView {
+    /// `docker` (one machine) or `swarm`, as the controller is configured.
+    engine: String,
+    /// On Swarm: `host` (each replica on its node's port) or `ingress` (the routing
+    /// mesh: every node's port reaches every replica).
+    publish_mode: Option<String>,
+    nodes: Vec<NodeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NodeView {
+    id: String,
+    hostname: String,
+    /// Where the node's published ports answer (empty for the local engine: the
+    /// controller's bind address).
+    address: String,
+    /// `manager`, `worker`, or `standalone` (the local engine).
+    role: String,
+    /// `ready`, `down`, `disconnected` or `unknown`.
+    state: String,
+    /// `active`, `pause` or `drain`.
+    availability: String,
+    engine_version: String,
+    /// The Swarm's leading manager.
+    leader: bool,
+    /// Replicas of this installation's applications running on it.
+    replicas_running: usize,
+}
+
+/// How long the engine has to answer.
+const ENGINE_WAIT: Duration = Duration::from_secs(5);
+
+/// The machines applications run on.
+#[utoipa::path(
+    get, path = "/api/admin/nodes", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The engine's machines", body = NodesView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 503, description = "The engine does not answer", body = ErrorBody),
+    )
+)]
+async fn nodes(
+    State(ctx): State<ApiContext>,
+    _admin: AdminUser,
+) -> Result<axum::Json<NodesView>, AppError> {
+    let swarm = ctx.config.engine == longin_controller::EngineKind::Swarm;
+    let asked = async {
+        let docker = bollard::Docker::connect_with_local_defaults()
+            .map_err(|e| format!("cannot connect to the engine: {e}"))?;
+        if swarm {
+            swarm_nodes(&docker).await
+        } else {
+            local_node(&docker).await
+        }
+    };
+    let nodes = match tokio::time::timeout(ENGINE_WAIT, asked).await {
+        Ok(Ok(nodes)) => nodes,
+        Ok(Err(why)) => return Err(AppError::Unavailable(why)),
+        Err(_) => {
+            return Err(AppError::Unavailable(format!(
+                "the engine did not answer within {} s",
+                ENGINE_WAIT.as_secs()
+            )));
+        }
+    };
+    Ok(axum::Json(NodesView {
+        engine: if swarm { "swarm" } else { "docker" }.to_owned(),
+        publish_mode: swarm.then(|| ctx.config.publish.as_str().to_owned()),
+        nodes,
+    }))
+}
+
+fn managed() -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![format!(
+            "{}={}",
+            longin_controller::labels::MANAGED_BY,
+            longin_controller::labels::MANAGED_BY_VALUE
+        )],
+    )])
+}
+
+async fn swarm_nodes(docker: &bollard::Docker) -> Result<Vec<NodeView>, String> {
+    let nodes = longin_controller::swarm::list_nodes(docker)
+        .await
+        .map_err(|e| e.to_string())?;
+    let services = docker
+        .list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(managed()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("cannot list services: {e}"))?;
+    let mut running: HashMap<String, usize> = HashMap::new();
+    let ids: Vec<String> = services.into_iter().filter_map(|s| s.id).collect();
+    if !ids.is_empty() {
+        let tasks = docker
+            .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
+                filters: Some(HashMap::from([
+                    ("service".to_owned(), ids),
+                    ("desired-state".to_owned(), vec!["running".to_owned()]),
+                ])),
+            }))
+            .await
+            .map_err(|e| format!("cannot list tasks: {e}"))?;
+        for task in tasks {
+            let is_running = task
+                .status
+                .as_ref()
+                .and_then(|s| s.state)
+                .is_some_and(|s| s == bollard::models::TaskState::RUNNING);
+            if let (true, Some(node)) = (is_running, task.node_id) {
+                *running.entry(node).or_default() += 1;
+            }
+        }
+    }
+    Ok(nodes
+        .into_iter()
+        .map(|n| NodeView {
+            replicas_running: running.get(&n.id).copied().unwrap_or(0),
+            id: n.id,
+            hostname: n.hostname,
+            address: n.address,
+            role: n.role,
+            state: n.state,
+            availability: n.availability,
+            engine_version: n.engine_version,
+            leader: n.leader,
+        })
+        .collect())
+}
+
+async fn local_node(docker: &bollard::Docker) -> Result<Vec<NodeView>, String> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| format!("the engine does not answer: {e}"))?;
+    let mut filters = managed();
+    filters.insert("status".to_owned(), vec!["running".to_owned()]);
+    let running = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("cannot list containers: {e}"))?
+        .len();
+    Ok(vec![NodeView {
+        id: info.id.unwrap_or_default(),
+        hostname: info.name.unwrap_or_default(),
+        address: String::new(),
+        role: "standalone".to_owned(),
+        state: "ready".to_owned(),
+        availability: "active".to_owned(),
+        engine_version: info.server_version.unwrap_or_default(),
+        leader: false,
+        replicas_running: running,
+    }])
+}
