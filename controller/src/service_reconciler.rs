@@ -59,13 +59,17 @@ async fn cleanup(
 ) -> Result<Option<Duration>, ReconcileError> {
     ctx.runtime.remove_service(&app.id).await?;
     let left = ctx.runtime.service_of(&app.id).await?;
-    let running = left
+    // Each task goes with its container, stopped or not; one on a node that is down
+    // cannot go before the node is back (the engine then removes it): not waited for.
+    let nodes = ctx.runtime.nodes().await?;
+    let up = |id: &str| nodes.iter().any(|n| n.id == id && n.state == "ready");
+    let waiting = left
         .tasks
         .iter()
-        .filter(|t| !matches!(t.state, services::TaskState::Ended { .. }))
+        .filter(|t| t.node_id.is_empty() || up(&t.node_id))
         .count();
-    if left.service.is_some() || running > 0 {
-        tracing::debug!(app = %app.name, running, "waiting for the service's tasks to end");
+    if left.service.is_some() || waiting > 0 {
+        tracing::debug!(app = %app.name, waiting, "waiting for the service's tasks to go");
         return Ok(Some(Duration::from_secs(1)));
     }
     ctx.store.sync_containers(&app.id, &[], 0).await?;

@@ -73,7 +73,8 @@ pub struct ServiceHealth {
 
 /// The probe command of a health check on `port`: an HTTP GET of `path` when there is
 /// one, else a TCP connect. Uses the image's `wget`/`nc` (busybox has both): Swarm runs
-/// the check inside the container, where Longin's own prober cannot be.
+/// the check inside the container, where Longin's own prober cannot be. The engine's
+/// own health timeout bounds it (busybox's `wget -T` crashes in its static build).
 #[must_use]
 pub fn probe_command(port: u16, http_path: Option<&str>, timeout_secs: u32) -> Vec<String> {
     let timeout = timeout_secs.max(1);
@@ -81,9 +82,9 @@ pub fn probe_command(port: u16, http_path: Option<&str>, timeout_secs: u32) -> V
         Some(path) => {
             // The path was validated as an absolute URL path; quoted for the shell.
             let path = path.replace('\'', "");
-            format!("wget -q -T {timeout} -O /dev/null 'http://127.0.0.1:{port}{path}'")
+            format!("wget -q -O /dev/null 'http://127.0.0.1:{port}{path}'")
         }
-        None => format!("nc -z -w {timeout} 127.0.0.1 {port}"),
+        None => format!("nc -w {timeout} 127.0.0.1 {port} </dev/null"),
     };
     vec!["CMD-SHELL".to_owned(), script]
 }
@@ -599,7 +600,7 @@ mod tests {
         );
         assert_eq!(
             probe_command(80, None, 0),
-            ["CMD-SHELL", "nc -z -w 1 127.0.0.1 80"]
+            ["CMD-SHELL", "nc -w 1 127.0.0.1 80 </dev/null"]
         );
     }
 

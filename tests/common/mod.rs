@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod git;
+pub mod swarm;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -274,6 +275,8 @@ async fn spawn_inner(
         build_concurrency: 1,
         build_timeout: Duration::from_secs(600),
         keep_images: 5,
+        engine: longin_controller::EngineKind::Docker,
+        swarm_publish: longin_controller::services::PublishMode::Host,
     };
     configure_args(&mut args);
     // A test may have put the server on another database (the PostgreSQL service).
