@@ -275,7 +275,9 @@ pub fn replicas(
         tasks.sort_by_key(|t| std::cmp::Reverse(t.created));
         let live: Vec<&&TaskObserved> = tasks
             .iter()
-            .filter(|t| t.desired_running || t.state == TaskState::Running)
+            // A replaced task still running is an old one on its way out; one on a
+            // node that is down is gone with it.
+            .filter(|t| t.desired_running || (t.state == TaskState::Running && node_up(&t.node_id)))
             .collect();
         let shown: Vec<&TaskObserved> = if live.is_empty() {
             tasks.first().copied().into_iter().collect()
@@ -497,6 +499,23 @@ mod tests {
         let (replicas, endpoints) = replicas(&observed, &nodes, 3100, PublishMode::Host);
         assert_eq!(replicas[0].state, RunState::Exited { code: -1 });
         assert!(!endpoints[0].ready);
+    }
+
+    #[test]
+    fn a_replaced_task_on_a_dead_node_is_no_replica_any_more() {
+        let nodes = [node("a", "down"), node("bb", "ready")];
+        let observed = ServiceObserved {
+            service: service(),
+            tasks: vec![
+                task("dead", 1, "a", TaskState::Running, false, 1),
+                task("new", 1, "bb", TaskState::Running, true, 2),
+            ],
+        };
+        let (replicas, endpoints) = replicas(&observed, &nodes, 3100, PublishMode::Host);
+        assert_eq!(replicas.len(), 1);
+        assert_eq!(replicas[0].id, "c-new");
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].node, "host-bb");
     }
 
     #[test]
