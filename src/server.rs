@@ -140,9 +140,15 @@ impl Server {
             login_failures,
             audit,
             bus,
-            logs: longin_api::logs::LogHub::new(
-                usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),
-            ),
+            logs: {
+                let per_user = usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX);
+                match args.engine {
+                    longin_controller::EngineKind::Docker => longin_api::logs::LogHub::new(per_user),
+                    longin_controller::EngineKind::Swarm => {
+                        longin_api::logs::LogHub::of_swarm_tasks(per_user)
+                    }
+                }
+            },
             // A watch is a stream as a log follow is: the same figure bounds them.
             kube_watches: longin_api::slots::PerUserSlots::new(
                 usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX),

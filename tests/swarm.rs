@@ -6,7 +6,8 @@
 //! Covered: replicas land on different nodes and every endpoint serves; a spec change
 //! rolls out one replica at a time with no moment without a serving replica; a probe
 //! that fails rolls the update back and says so; a node whose engine dies is seen in
-//! status and its replica rescheduled; delete removes the service and its containers
+//! status and its replica rescheduled; the logs of every replica on every node are
+//! read and followed through the manager; delete removes the service and its containers
 //! on every node; `GET /api/admin/nodes` and `longin nodes`.
 
 #![allow(clippy::unwrap_used)]
@@ -381,6 +382,66 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
     let app = platform
         .until(120, "db", "2 ready replicas", |s| ready_on_distinct_nodes(s, 2))
         .await;
+    // Logs of every replica, wherever it runs, read through the manager.
+    platform
+        .apply(&format!(
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: talker}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 2\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 1; done']\n",
+            common::registry()
+        ))
+        .await;
+    platform
+        .until(120, "talker", "2 ready replicas", |s| ready_on_distinct_nodes(s, 2))
+        .await;
+    let lines = common::eventually(30, "lines of both replicas", || async {
+        let res = platform
+            .client
+            .get(format!("{}/api/applications/talker/logs?tail=5", platform.base))
+            .bearer_auth(&platform.admin.access_token)
+            .header("accept", "application/x-ndjson")
+            .send()
+            .await
+            .ok()?;
+        let text = res.text().await.ok()?;
+        let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let replicas: std::collections::HashSet<i64> = lines
+            .iter()
+            .filter(|l| l["line"].as_str().is_some_and(|t| t.starts_with("tick ")))
+            .filter_map(|l| l["replica"].as_i64())
+            .collect();
+        (replicas.len() == 2).then_some(lines)
+    })
+    .await;
+    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{lines:?}");
+    // Followed: new lines of both replicas arrive.
+    let mut res = platform
+        .client
+        .get(format!("{}/api/applications/talker/logs?tail=0&follow=true", platform.base))
+        .bearer_auth(&platform.admin.access_token)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut followed = std::collections::HashSet::new();
+    let mut buffer = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while followed.len() < 2 {
+        let chunk = tokio::time::timeout_at(deadline.into(), res.chunk())
+            .await
+            .expect("followed lines of both replicas within 30 s")
+            .unwrap()
+            .expect("the follow does not end");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find('\n') {
+            let line: Value = serde_json::from_str(&buffer[..end]).unwrap_or(Value::Null);
+            buffer.drain(..=end);
+            if line["line"].as_str().is_some_and(|t| t.starts_with("tick ")) {
+                followed.insert(line["replica"].as_i64().unwrap());
+            }
+        }
+    }
+    drop(res);
+
     // A worker with a replica dies (the manager keeps the swarm's quorum).
     let victim_host = endpoints(&app["status"])
         .iter()

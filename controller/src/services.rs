@@ -309,7 +309,9 @@ pub fn replicas(
                 });
             }
             replicas.push(Observed {
-                id: task.container_id.clone().unwrap_or_else(|| task.id.clone()),
+                // The task, not its container: the manager reads a task's logs
+                // wherever it runs, a container's only on its own node.
+                id: task.id.clone(),
                 replica,
                 spec_hash: task.spec_hash.clone(),
                 host_port: port,
@@ -466,7 +468,7 @@ mod tests {
         assert_eq!(replicas.len(), 2);
         assert_eq!(replicas[0].replica, 0);
         assert_eq!(replicas[0].state, RunState::Running);
-        assert_eq!(replicas[0].id, "c-t1");
+        assert_eq!(replicas[0].id, "t1");
         assert_eq!(replicas[1].state, RunState::Starting);
         assert_eq!(
             endpoints,
@@ -513,7 +515,7 @@ mod tests {
         };
         let (replicas, endpoints) = replicas(&observed, &nodes, 3100, PublishMode::Host);
         assert_eq!(replicas.len(), 1);
-        assert_eq!(replicas[0].id, "c-new");
+        assert_eq!(replicas[0].id, "new");
         assert_eq!(endpoints.len(), 1);
         assert_eq!(endpoints[0].node, "host-bb");
     }

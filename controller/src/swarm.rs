@@ -532,9 +532,22 @@ impl crate::engine::ContainerRuntime for SwarmRuntime {
         None
     }
 
-    /// Only what runs on the manager itself (the other nodes' need an agent there).
+    /// A task's container's stats, when it runs on the manager itself: the manager's
+    /// engine cannot read another node's (that needs an agent on each node).
     async fn one_shot_stats(&self, id: &str) -> Result<Sample, RuntimeError> {
-        self.local.one_shot_stats(id).await
+        let task = self
+            .docker()
+            .inspect_task(id)
+            .await
+            .map_err(engine("inspect task"))?;
+        let container = task
+            .status
+            .and_then(|s| s.container_status)
+            .and_then(|c| c.container_id)
+            .ok_or(RuntimeError::Unsupported {
+                operation: "stats of a task without a container",
+            })?;
+        self.local.one_shot_stats(&container).await
     }
 
     /// The manager's service events, by the app the service name carries.

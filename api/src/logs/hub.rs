@@ -41,6 +41,8 @@ pub enum LogError {
 #[derive(Debug)]
 struct Inner {
     docker: OnceCell<Docker>,
+    /// Log ids are Swarm task ids, read through the manager.
+    tasks: bool,
     streams: Mutex<HashMap<String, broadcast::Sender<LogEvent>>>,
     /// Log reads and follows open per user (see [`LogHub::admit`]).
     open_per_user: PerUserSlots,
@@ -74,12 +76,39 @@ impl LogHub {
     /// A hub that lets each user have `per_user` log streams open at once.
     #[must_use]
     pub fn new(per_user: usize) -> Self {
+        Self::with(per_user, false)
+    }
+
+    fn with(per_user: usize, tasks: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 docker: OnceCell::new(),
+                tasks,
                 streams: Mutex::default(),
                 open_per_user: PerUserSlots::new(per_user, "longin_log_streams_refused_total"),
             }),
+        }
+    }
+
+    /// A hub whose log ids are Swarm tasks (`--engine swarm`): each is read through the
+    /// manager, wherever the task runs.
+    #[must_use]
+    pub fn of_swarm_tasks(per_user: usize) -> Self {
+        Self::with(per_user, true)
+    }
+
+    /// The engine's log stream of container (or, on Swarm, task) `id`.
+    fn engine_logs(
+        &self,
+        docker: &Docker,
+        id: &str,
+        options: LogsOptions,
+    ) -> futures::stream::BoxStream<'static, Result<bollard::container::LogOutput, bollard::errors::Error>>
+    {
+        if self.inner.tasks {
+            docker.task_logs(id, Some(options)).boxed()
+        } else {
+            docker.logs(id, Some(options)).boxed()
         }
     }
 
@@ -120,19 +149,20 @@ impl LogHub {
         let docker = self.docker().await?.clone();
         let docker_id = docker_id.to_owned();
         let (tx, rx) = mpsc::channel(HISTORY_AHEAD);
+        let mut frames = self.engine_logs(
+            &docker,
+            &docker_id,
+            LogsOptions {
+                follow: false,
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                since: since.map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
+                tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+                ..Default::default()
+            },
+        );
         tokio::spawn(async move {
-            let mut frames = docker.logs(
-                &docker_id,
-                Some(LogsOptions {
-                    follow: false,
-                    stdout: true,
-                    stderr: true,
-                    timestamps: true,
-                    since: since.map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
-                    tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
-                    ..Default::default()
-                }),
-            );
             while let Some(frame) = frames.next().await {
                 let item = match frame {
                     Ok(frame) => match parse_frame(&docker_id, &frame) {
@@ -194,16 +224,17 @@ impl LogHub {
 /// follows any more.
 async fn pump(hub: LogHub, docker: Docker, docker_id: String, tx: broadcast::Sender<LogEvent>) {
     let since = i32::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-    let mut frames = docker.logs(
+    let mut frames = hub.engine_logs(
+        &docker,
         &docker_id,
-        Some(LogsOptions {
+        LogsOptions {
             follow: true,
             stdout: true,
             stderr: true,
             timestamps: true,
             since,
             ..Default::default()
-        }),
+        },
     );
     let mut idle_check = tokio::time::interval(Duration::from_millis(500));
     tracing::debug!(container = %docker_id, "log stream opened");
