@@ -307,9 +307,9 @@ impl ClientOptions {
     /// What is wrong with these options for `command`, if anything: a usage error.
     #[must_use]
     pub fn misuse(&self, command: &Command) -> Option<String> {
-        if self.output.is_some() && !matches!(command, Command::Get(_)) {
+        if self.output.is_some() && !matches!(command, Command::Get(_) | Command::Nodes) {
             return Some(
-                "-o/--output is the output format of `longin get` (a backup's file is `longin backup --file`)"
+                "-o/--output is the output format of `longin get` and `longin nodes` (a backup's file is `longin backup --file`)"
                     .to_owned(),
             );
         }

@@ -143,7 +143,9 @@ impl Server {
             logs: {
                 let per_user = usize::try_from(args.log_streams_per_user).unwrap_or(usize::MAX);
                 match args.engine {
-                    longin_controller::EngineKind::Docker => longin_api::logs::LogHub::new(per_user),
+                    longin_controller::EngineKind::Docker => {
+                        longin_api::logs::LogHub::new(per_user)
+                    }
                     longin_controller::EngineKind::Swarm => {
                         longin_api::logs::LogHub::of_swarm_tasks(per_user)
                     }

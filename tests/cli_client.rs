@@ -661,3 +661,53 @@ async fn cli_creates_lists_and_revokes_tokens() {
     assert_eq!(cli.ok(&["token", "list"], None), "No API tokens found.\n");
     app.stop().await;
 }
+
+// The local engine as the one node: `longin nodes` for an admin, refused to a user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_lists_the_local_engine_for_admins_only() {
+    let app = common::spawn_platform().await;
+    let admin = app.admin("root").await;
+    app.register("nina").await;
+    let root = Cli::signed_in(&app, "root");
+    let nina = Cli::signed_in(&app, "nina");
+    root.ok(
+        &["apply", "-f", "-"],
+        Some(&common::app_yaml(
+            "web",
+            &format!("{}/longin/httpd:1.0", common::registry()),
+            2,
+            "",
+        )),
+    );
+    common::wait_for(&app, &admin.access_token, "web", "Running", 2).await;
+
+    let table = root.ok(&["nodes"], None);
+    let mut lines = table.lines();
+    assert_eq!(lines.next(), Some("Engine: docker"), "{table}");
+    assert!(lines.next().unwrap().starts_with("NAME"), "{table}");
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let info = common::docker(&["info", "--format", "{{.Name}} {{.ServerVersion}}"]);
+    let (hostname, version) = info.trim().split_once(' ').unwrap();
+    // NAME ADDRESS ROLE STATE AVAILABILITY ENGINE REPLICAS: this installation's two.
+    assert_eq!(
+        row,
+        [hostname, "-", "standalone", "ready", "active", version, "2"],
+        "{table}"
+    );
+    assert_eq!(lines.next(), None, "{table}");
+
+    let json: Value = serde_json::from_str(&root.ok(&["nodes", "-o", "json"], None)).unwrap();
+    assert_eq!(json["engine"], "docker");
+    assert_eq!(json["publishMode"], Value::Null);
+    assert_eq!(json["nodes"][0]["replicasRunning"], 2);
+
+    let refused = nina.fails(&["nodes"], None);
+    assert!(
+        refused.contains("403") || refused.to_lowercase().contains("admin"),
+        "{refused}"
+    );
+    let res = app.get("/api/admin/nodes", Some(&admin.access_token)).await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let res = app.get("/api/admin/nodes", None).await;
+    assert_eq!(res.status(), reqwest::StatusCode::UNAUTHORIZED);
+}

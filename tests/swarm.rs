@@ -43,7 +43,10 @@ impl Platform {
             .local_addr()
             .unwrap();
         let log = data.path().join("serve.log");
-        let instance = format!("longin-swarm-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let instance = format!(
+            "longin-swarm-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_longin"));
         command
             .arg("serve")
@@ -53,11 +56,17 @@ impl Platform {
             .env("LONGIN_ENGINE", "swarm")
             .env("DOCKER_HOST", swarm.docker_host())
             .env("LONGIN_INSTANCE", &instance)
-            .env("LONGIN_PORT_RANGE", format!("{}-{}", ports.first, ports.first + 39))
+            .env(
+                "LONGIN_PORT_RANGE",
+                format!("{}-{}", ports.first, ports.first + 39),
+            )
             .env("LONGIN_NETWORK_POOL", common::network_pool(ports.first))
             .env("LONGIN_RESYNC_SECONDS", "3")
             .env("LONGIN_BACKUP_SCHEDULE", "off")
-            .env("LONGIN_JWT_SECRET", format!("swarm-test-{}", uuid::Uuid::new_v4().simple()))
+            .env(
+                "LONGIN_JWT_SECRET",
+                format!("swarm-test-{}", uuid::Uuid::new_v4().simple()),
+            )
             .env("LONGIN_LOG", "info,longin_controller=debug")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -110,7 +119,12 @@ impl Platform {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -131,7 +145,13 @@ impl Platform {
     }
 
     /// Waits until `check` holds of the application's status, or fails with it.
-    async fn until(&self, secs: u64, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    async fn until(
+        &self,
+        secs: u64,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let app = self.app(name).await.unwrap_or(Value::Null);
@@ -203,10 +223,17 @@ async fn answers(client: &reqwest::Client, status: &Value) -> Vec<Option<String>
 /// The application's service and containers on every node.
 fn leftovers(swarm: &Swarm) -> Vec<String> {
     let mut found = Vec::new();
-    let services = swarm.nodes[0].docker(&["service", "ls", "-q", "--filter", "label=io.longin.managed-by=longin"]);
+    let services = swarm.nodes[0].docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        "label=io.longin.managed-by=longin",
+    ]);
     found.extend(services.split_whitespace().map(|s| format!("service {s}")));
     for node in &swarm.nodes {
-        let containers = node.docker(&["ps", "-aq", "--filter", "label=io.longin.managed-by=longin"]);
+        let containers =
+            node.docker(&["ps", "-aq", "--filter", "label=io.longin.managed-by=longin"]);
         found.extend(
             containers
                 .split_whitespace()
@@ -218,7 +245,9 @@ fn leftovers(swarm: &Swarm) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_spread_over_nodes_roll_out_without_downtime_and_delete_everywhere() {
-    let swarm = tokio::task::spawn_blocking(|| Swarm::start(3)).await.unwrap();
+    let swarm = tokio::task::spawn_blocking(|| Swarm::start(3))
+        .await
+        .unwrap();
     let platform = Platform::start(&swarm).await;
 
     // The nodes, as an admin sees them.
@@ -237,16 +266,28 @@ async fn replicas_spread_over_nodes_roll_out_without_downtime_and_delete_everywh
     }
     assert_eq!(listed.iter().filter(|n| n["role"] == "manager").count(), 1);
 
-    platform.apply(&app_yaml("web", &image("1.0"), 2, "/")).await;
+    platform
+        .apply(&app_yaml("web", &image("1.0"), 2, "/"))
+        .await;
     let app = platform
-        .until(120, "web", "2 ready replicas on 2 nodes", |s| ready_on_distinct_nodes(s, 2))
+        .until(120, "web", "2 ready replicas on 2 nodes", |s| {
+            ready_on_distinct_nodes(s, 2)
+        })
         .await;
     let status = &app["status"];
     let port = status["hostPorts"][0].as_u64().unwrap();
-    assert_eq!(status["hostPorts"].as_array().unwrap().len(), 1, "one port per app: {status}");
+    assert_eq!(
+        status["hostPorts"].as_array().unwrap().len(),
+        1,
+        "one port per app: {status}"
+    );
     for e in endpoints(status) {
         assert_eq!(e["port"], port);
-        assert_eq!(serves(&platform.client, &e).await.as_deref(), Some("longin httpd 1.0"), "{e}");
+        assert_eq!(
+            serves(&platform.client, &e).await.as_deref(),
+            Some("longin httpd 1.0"),
+            "{e}"
+        );
     }
     // Where the replicas run, nodes count them.
     let (_, nodes) = platform.get("/api/admin/nodes").await;
@@ -259,7 +300,9 @@ async fn replicas_spread_over_nodes_roll_out_without_downtime_and_delete_everywh
     assert_eq!(running, 2, "{nodes:#}");
 
     // A new image rolls out one replica at a time; some replica serves throughout.
-    platform.apply(&app_yaml("web", &image("2.0"), 2, "/")).await;
+    platform
+        .apply(&app_yaml("web", &image("2.0"), 2, "/"))
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let mut looks = 0;
     loop {
@@ -273,7 +316,9 @@ async fn replicas_spread_over_nodes_roll_out_without_downtime_and_delete_everywh
         );
         if ready_on_distinct_nodes(status, 2)
             && status["updatedReplicas"] == 2
-            && served.iter().all(|s| s.as_deref() == Some("longin httpd 2.0"))
+            && served
+                .iter()
+                .all(|s| s.as_deref() == Some("longin httpd 2.0"))
         {
             break;
         }
@@ -300,26 +345,41 @@ async fn replicas_spread_over_nodes_roll_out_without_downtime_and_delete_everywh
     })
     .await;
     // The service is gone at once; the nodes remove its stopped containers shortly after.
-    assert!(!leftovers(&swarm).iter().any(|l| l.starts_with("service")), "{:?}", leftovers(&swarm));
+    assert!(
+        !leftovers(&swarm).iter().any(|l| l.starts_with("service")),
+        "{:?}",
+        leftovers(&swarm)
+    );
     let started = std::time::Instant::now();
     common::eventually(60, "no container left on any node", || async {
         leftovers(&swarm).is_empty().then_some(())
     })
     .await;
-    eprintln!("containers gone {} ms after the delete", started.elapsed().as_millis());
+    eprintln!(
+        "containers gone {} ms after the delete",
+        started.elapsed().as_millis()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving() {
-    let swarm = tokio::task::spawn_blocking(|| Swarm::start(3)).await.unwrap();
+    let swarm = tokio::task::spawn_blocking(|| Swarm::start(3))
+        .await
+        .unwrap();
     let platform = Platform::start(&swarm).await;
-    platform.apply(&app_yaml("api", &image("1.0"), 2, "/")).await;
     platform
-        .until(120, "api", "2 ready replicas", |s| ready_on_distinct_nodes(s, 2))
+        .apply(&app_yaml("api", &image("1.0"), 2, "/"))
+        .await;
+    platform
+        .until(120, "api", "2 ready replicas", |s| {
+            ready_on_distinct_nodes(s, 2)
+        })
         .await;
 
     // 2.0 behind a probe of a page it does not have: every new replica fails it.
-    platform.apply(&app_yaml("api", &image("2.0"), 2, "/missing")).await;
+    platform
+        .apply(&app_yaml("api", &image("2.0"), 2, "/missing"))
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let app = loop {
         let app = platform.app("api").await.unwrap();
@@ -329,11 +389,9 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
             served.iter().any(Option::is_some),
             "no replica served during the failed update: {status:#}"
         );
-        let rolled_back = status["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Progressing" && c["status"] == "False" && c["reason"] == "RolledBack");
+        let rolled_back = status["conditions"].as_array().unwrap().iter().any(|c| {
+            c["type"] == "Progressing" && c["status"] == "False" && c["reason"] == "RolledBack"
+        });
         if rolled_back && status["readyReplicas"] == 2 {
             break app;
         }
@@ -347,11 +405,18 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
     let status = &app["status"];
     assert_eq!(status["phase"], "Failed", "{status:#}");
     assert!(
-        status["message"].as_str().unwrap().contains("rolled it back"),
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("rolled it back"),
         "{status:#}"
     );
     for e in endpoints(status) {
-        assert_eq!(serves(&platform.client, &e).await.as_deref(), Some("longin httpd 1.0"), "{e}");
+        assert_eq!(
+            serves(&platform.client, &e).await.as_deref(),
+            Some("longin httpd 1.0"),
+            "{e}"
+        );
     }
     // It stays rolled back: the controller does not push the failed spec again.
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -366,7 +431,9 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
     assert!(service.contains("rollback_completed"), "{service}");
 
     // A fixed spec rolls out.
-    platform.apply(&app_yaml("api", &image("2.0"), 2, "/")).await;
+    platform
+        .apply(&app_yaml("api", &image("2.0"), 2, "/"))
+        .await;
     platform
         .until(150, "api", "2.0 running after the fix", |s| {
             ready_on_distinct_nodes(s, 2) && s["updatedReplicas"] == 2
@@ -376,11 +443,15 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
-    let mut swarm = tokio::task::spawn_blocking(|| Swarm::start(3)).await.unwrap();
+    let mut swarm = tokio::task::spawn_blocking(|| Swarm::start(3))
+        .await
+        .unwrap();
     let platform = Platform::start(&swarm).await;
     platform.apply(&app_yaml("db", &image("1.0"), 2, "/")).await;
     let app = platform
-        .until(120, "db", "2 ready replicas", |s| ready_on_distinct_nodes(s, 2))
+        .until(120, "db", "2 ready replicas", |s| {
+            ready_on_distinct_nodes(s, 2)
+        })
         .await;
     // Logs of every replica, wherever it runs, read through the manager.
     platform
@@ -390,19 +461,27 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         ))
         .await;
     platform
-        .until(120, "talker", "2 ready replicas", |s| ready_on_distinct_nodes(s, 2))
+        .until(120, "talker", "2 ready replicas", |s| {
+            ready_on_distinct_nodes(s, 2)
+        })
         .await;
     let lines = common::eventually(30, "lines of both replicas", || async {
         let res = platform
             .client
-            .get(format!("{}/api/applications/talker/logs?tail=5", platform.base))
+            .get(format!(
+                "{}/api/applications/talker/logs?tail=5",
+                platform.base
+            ))
             .bearer_auth(&platform.admin.access_token)
             .header("accept", "application/x-ndjson")
             .send()
             .await
             .ok()?;
         let text = res.text().await.ok()?;
-        let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         let replicas: std::collections::HashSet<i64> = lines
             .iter()
             .filter(|l| l["line"].as_str().is_some_and(|t| t.starts_with("tick ")))
@@ -411,11 +490,17 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         (replicas.len() == 2).then_some(lines)
     })
     .await;
-    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["timestamp"].is_string()),
+        "{lines:?}"
+    );
     // Followed: new lines of both replicas arrive.
     let mut res = platform
         .client
-        .get(format!("{}/api/applications/talker/logs?tail=0&follow=true", platform.base))
+        .get(format!(
+            "{}/api/applications/talker/logs?tail=0&follow=true",
+            platform.base
+        ))
         .bearer_auth(&platform.admin.access_token)
         .header("accept", "application/x-ndjson")
         .send()
@@ -435,7 +520,10 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         while let Some(end) = buffer.find('\n') {
             let line: Value = serde_json::from_str(&buffer[..end]).unwrap_or(Value::Null);
             buffer.drain(..=end);
-            if line["line"].as_str().is_some_and(|t| t.starts_with("tick ")) {
+            if line["line"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("tick "))
+            {
                 followed.insert(line["replica"].as_i64().unwrap());
             }
         }
@@ -448,7 +536,11 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         .filter_map(|e| e["node"].as_str().map(str::to_owned))
         .find(|n| *n != swarm.nodes[0].name)
         .expect("a replica on a worker");
-    let victim = swarm.nodes.iter().position(|n| n.name == victim_host).unwrap();
+    let victim = swarm
+        .nodes
+        .iter()
+        .position(|n| n.name == victim_host)
+        .unwrap();
     swarm.kill_node(victim);
 
     // Status says so: not every replica ready, or the replica already moved.
@@ -456,28 +548,48 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let (status, nodes) = platform.get("/api/admin/nodes").await;
-            let down = nodes["nodes"]
-                .as_array()
-                .is_some_and(|n| n.iter().any(|n| n["hostname"] == victim_host.as_str() && n["state"] == "down"));
+            let down = nodes["nodes"].as_array().is_some_and(|n| {
+                n.iter()
+                    .any(|n| n["hostname"] == victim_host.as_str() && n["state"] == "down")
+            });
             if down {
                 break (status, nodes);
             }
-            assert!(std::time::Instant::now() < deadline, "node not reported down: {nodes:#}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node not reported down: {nodes:#}"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     assert_eq!(
-        nodes["nodes"].as_array().unwrap().iter().find(|n| n["hostname"] == victim_host.as_str()).unwrap()["replicasRunning"],
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["hostname"] == victim_host.as_str())
+            .unwrap()["replicasRunning"],
         0,
         "{nodes:#}"
     );
     let app = platform
-        .until(120, "db", "the replica rescheduled off the dead node", |s| {
-            ready_on_distinct_nodes(s, 2)
-                && endpoints(s).iter().all(|e| e["node"] != victim_host.as_str())
-        })
+        .until(
+            120,
+            "db",
+            "the replica rescheduled off the dead node",
+            |s| {
+                ready_on_distinct_nodes(s, 2)
+                    && endpoints(s)
+                        .iter()
+                        .all(|e| e["node"] != victim_host.as_str())
+            },
+        )
         .await;
     for e in endpoints(&app["status"]) {
-        assert_eq!(serves(&platform.client, &e).await.as_deref(), Some("longin httpd 1.0"), "{e}");
+        assert_eq!(
+            serves(&platform.client, &e).await.as_deref(),
+            Some("longin httpd 1.0"),
+            "{e}"
+        );
     }
 }

@@ -71,13 +71,14 @@ async fn nodes(
     _admin: AdminUser,
 ) -> Result<axum::Json<NodesView>, AppError> {
     let swarm = ctx.config.engine == longin_controller::EngineKind::Swarm;
+    let installation = ctx.store.installation_id().await?;
     let asked = async {
-        let docker = bollard::Docker::connect_with_local_defaults()
+        let docker = bollard::Docker::connect_with_defaults()
             .map_err(|e| format!("cannot connect to the engine: {e}"))?;
         if swarm {
-            swarm_nodes(&docker).await
+            swarm_nodes(&docker, &installation).await
         } else {
-            local_node(&docker).await
+            local_node(&docker, &installation).await
         }
     };
     let nodes = match tokio::time::timeout(ENGINE_WAIT, asked).await {
@@ -97,24 +98,28 @@ async fn nodes(
     }))
 }
 
-fn managed() -> HashMap<String, Vec<String>> {
+/// This installation's services or containers (not another's on the same engine).
+fn managed(installation: &str) -> HashMap<String, Vec<String>> {
+    use longin_controller::labels;
     HashMap::from([(
         "label".to_owned(),
-        vec![format!(
-            "{}={}",
-            longin_controller::labels::MANAGED_BY,
-            longin_controller::labels::MANAGED_BY_VALUE
-        )],
+        vec![
+            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            format!("{}={installation}", labels::INSTALLATION),
+        ],
     )])
 }
 
-async fn swarm_nodes(docker: &bollard::Docker) -> Result<Vec<NodeView>, String> {
+async fn swarm_nodes(
+    docker: &bollard::Docker,
+    installation: &str,
+) -> Result<Vec<NodeView>, String> {
     let nodes = longin_controller::swarm::list_nodes(docker)
         .await
         .map_err(|e| e.to_string())?;
     let services = docker
         .list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(managed()),
+            filters: Some(managed(installation)),
             ..Default::default()
         }))
         .await
@@ -158,12 +163,12 @@ async fn swarm_nodes(docker: &bollard::Docker) -> Result<Vec<NodeView>, String> 
         .collect())
 }
 
-async fn local_node(docker: &bollard::Docker) -> Result<Vec<NodeView>, String> {
+async fn local_node(docker: &bollard::Docker, installation: &str) -> Result<Vec<NodeView>, String> {
     let info = docker
         .info()
         .await
         .map_err(|e| format!("the engine does not answer: {e}"))?;
-    let mut filters = managed();
+    let mut filters = managed(installation);
     filters.insert("status".to_owned(), vec!["running".to_owned()]);
     let running = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {

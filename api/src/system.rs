@@ -127,7 +127,7 @@ async fn system(
 /// Asks the local engine its version, within a few seconds.
 async fn engine() -> EngineView {
     let asked = async {
-        let docker = bollard::Docker::connect_with_local_defaults()?;
+        let docker = bollard::Docker::connect_with_defaults()?;
         docker.version().await
     };
     match tokio::time::timeout(Duration::from_secs(3), asked).await {

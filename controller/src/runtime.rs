@@ -135,7 +135,7 @@ impl DockerRuntime {
     /// # Errors
     /// The engine does not answer.
     pub async fn connect(instance: &str, timeout: Duration) -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults()
+        let docker = Docker::connect_with_defaults()
             .map_err(RuntimeError::Connect)?
             .with_timeout(timeout);
         let docker = docker

@@ -616,7 +616,7 @@ mod tests {
             probe_command(8080, Some("/healthz"), 2),
             [
                 "CMD-SHELL",
-                "wget -q -T 2 -O /dev/null 'http://127.0.0.1:8080/healthz'"
+                "wget -q -O /dev/null 'http://127.0.0.1:8080/healthz'"
             ]
         );
         assert_eq!(

@@ -31,6 +31,8 @@ pub struct Node {
     root: PathBuf,
     host_link: String,
     killed: bool,
+    /// The processes started for it (`unshare … dockerd`, the registry), reaped on drop.
+    children: Vec<std::process::Child>,
 }
 
 impl Node {
@@ -65,7 +67,14 @@ impl Node {
             .filter_map(|id| {
                 run(
                     "docker",
-                    &["-H", &self.docker_host(), "inspect", "-f", "{{.State.Pid}}", id],
+                    &[
+                        "-H",
+                        &self.docker_host(),
+                        "inspect",
+                        "-f",
+                        "{{.State.Pid}}",
+                        id,
+                    ],
                 )
                 .ok()
             })
@@ -181,11 +190,32 @@ impl Swarm {
         // A bridge left by a killed run of the same reservation goes first.
         swarm.remove_network_plumbing();
         must("ip", &["link", "add", &swarm.bridge, "type", "bridge"]);
-        must("ip", &["addr", "add", &format!("{prefix}.1/24"), "dev", &swarm.bridge]);
+        must(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{prefix}.1/24"),
+                "dev",
+                &swarm.bridge,
+            ],
+        );
         must("ip", &["link", "set", &swarm.bridge, "up"]);
         // Docker's FORWARD policy is DROP, and bridged frames pass through iptables
         // (br_netfilter): let the nodes reach each other.
-        must("iptables", &["-I", "FORWARD", "-i", &swarm.bridge, "-o", &swarm.bridge, "-j", "ACCEPT"]);
+        must(
+            "iptables",
+            &[
+                "-I",
+                "FORWARD",
+                "-i",
+                &swarm.bridge,
+                "-o",
+                &swarm.bridge,
+                "-j",
+                "ACCEPT",
+            ],
+        );
         let config = registry_config();
         for i in 0..count {
             let node = swarm.add_node(i, &config);
@@ -219,7 +249,12 @@ impl Swarm {
         let host_link = format!("h{tag}n{i}");
         let node_link = format!("v{tag}n{i}");
         must("ip", &["netns", "add", &name]);
-        must("ip", &["link", "add", &host_link, "type", "veth", "peer", "name", &node_link]);
+        must(
+            "ip",
+            &[
+                "link", "add", &host_link, "type", "veth", "peer", "name", &node_link,
+            ],
+        );
         must("ip", &["link", "set", &node_link, "netns", &name]);
         must("ip", &["link", "set", &host_link, "master", &self.bridge]);
         must("ip", &["link", "set", &host_link, "up"]);
@@ -228,13 +263,28 @@ impl Swarm {
             all.extend_from_slice(args);
             must("ip", &all);
         };
-        inside(&["ip", "addr", "add", &format!("{address}/24"), "dev", &node_link]);
+        inside(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            &node_link,
+        ]);
         inside(&["ip", "link", "set", &node_link, "up"]);
         inside(&["ip", "link", "set", "lo", "up"]);
-        inside(&["ip", "route", "add", "default", "via", &format!("{}.1", self.prefix)]);
+        inside(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("{}.1", self.prefix),
+        ]);
         let netns = format!("--net=/var/run/netns/{name}");
         // The registry, as on the host, inside the node.
         let registry_log = std::fs::File::create(root.join("registry.log")).unwrap();
+        let mut children = Vec::new();
         let registry = Command::new("nsenter")
             .arg(&netns)
             .arg("/usr/bin/docker-registry")
@@ -245,6 +295,7 @@ impl Swarm {
             .spawn()
             .unwrap();
         std::fs::write(root.join("registry.pid"), registry.id().to_string()).unwrap();
+        children.push(registry);
         std::fs::write(root.join("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(root.join("dockerd.log")).unwrap();
         let root_s = root.display().to_string();
@@ -255,18 +306,20 @@ impl Swarm {
              -H unix://{root_s}/docker.sock --storage-driver vfs \
              --containerd-namespace {name} --containerd-plugins-namespace {name}p"
         );
-        Command::new("unshare")
+        let daemon = Command::new("unshare")
             .args(["--uts", "sh", "-c", &script])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
+        children.push(daemon);
         let node = Node {
             name,
             address,
             root,
             host_link,
             killed: false,
+            children,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while run("docker", &["-H", &node.docker_host(), "info"]).is_err() {
@@ -292,7 +345,10 @@ impl Swarm {
             if ready == count {
                 return;
             }
-            assert!(Instant::now() < deadline, "{ready}/{count} swarm nodes Ready");
+            assert!(
+                Instant::now() < deadline,
+                "{ready}/{count} swarm nodes Ready"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -329,7 +385,16 @@ impl Swarm {
         let _ = run("ip", &["link", "del", &self.bridge]);
         while run(
             "iptables",
-            &["-D", "FORWARD", "-i", &self.bridge, "-o", &self.bridge, "-j", "ACCEPT"],
+            &[
+                "-D",
+                "FORWARD",
+                "-i",
+                &self.bridge,
+                "-o",
+                &self.bridge,
+                "-j",
+                "ACCEPT",
+            ],
         )
         .is_ok()
         {}
@@ -364,11 +429,10 @@ impl Drop for Swarm {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(15);
-        while self
-            .nodes
-            .iter()
-            .any(|n| n.pid().is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()))
-            && Instant::now() < deadline
+        while self.nodes.iter().any(|n| {
+            n.pid()
+                .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+        }) && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -377,6 +441,12 @@ impl Drop for Swarm {
         }
         for pid in containers {
             let _ = run("kill", &["-9", &pid]);
+        }
+        for node in &mut self.nodes {
+            for child in &mut node.children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         std::thread::sleep(Duration::from_millis(300));
         // Mounts the daemons left (network namespaces of containers, under exec roots).

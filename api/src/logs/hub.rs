@@ -103,8 +103,10 @@ impl LogHub {
         docker: &Docker,
         id: &str,
         options: LogsOptions,
-    ) -> futures::stream::BoxStream<'static, Result<bollard::container::LogOutput, bollard::errors::Error>>
-    {
+    ) -> futures::stream::BoxStream<
+        'static,
+        Result<bollard::container::LogOutput, bollard::errors::Error>,
+    > {
         if self.inner.tasks {
             docker.task_logs(id, Some(options)).boxed()
         } else {
@@ -116,7 +118,7 @@ impl LogHub {
         self.inner
             .docker
             .get_or_try_init(|| async {
-                Docker::connect_with_local_defaults()
+                Docker::connect_with_defaults()
                     .map_err(LogError::Engine)?
                     .negotiate_version()
                     .await
