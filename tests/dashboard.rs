@@ -650,6 +650,16 @@ async fn admin_pages_serve_admins_and_refuse_everyone_else() {
     b.goto("/admin/system").await;
     b.until(10, "the system page", "return document.querySelector('dl#system')?.textContent.includes('sqlite') || document.querySelector('dl#system')?.textContent.includes('postgres')")
         .await;
+    // The nodes: the one local engine, ready, as the API lists it.
+    b.until(
+        10,
+        "the local engine as the one node",
+        "const rows = document.querySelectorAll('#nodes-body tr[data-node]'); \
+         return rows.length === 1 && rows[0].dataset.state === 'ready' \
+           && rows[0].textContent.includes('standalone') \
+           && document.querySelector('#nodes-mode').textContent === 'One Docker engine'",
+    )
+    .await;
     b.screenshot("admin-system").await;
     b.forget_errors().await;
 

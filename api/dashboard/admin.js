@@ -179,7 +179,37 @@ async function system(panel, alive) {
   const error = el('div', {id: 'system-error', class: 'notice error', role: 'alert', hidden: true});
   const list = el('dl', {id: 'system', class: 'summary'});
   const refresh = el('button', {id: 'system-refresh', type: 'button', class: 'secondary', onclick: () => load()}, 'Refresh');
-  panel.append(el('div', {class: 'actions'}, refresh), error, list);
+  // The machines applications run on: the Swarm's nodes, or the one local engine.
+  const nodesTitle = el('h2', {id: 'nodes-title'}, 'Nodes');
+  const nodesMode = el('p', {id: 'nodes-mode', class: 'muted'});
+  const nodesBody = el('tbody', {id: 'nodes-body'});
+  const nodesError = el('div', {id: 'nodes-error', class: 'notice error', role: 'alert', hidden: true});
+  panel.append(el('div', {class: 'actions'}, refresh), error, list, nodesTitle, nodesMode, nodesError,
+    el('div', {class: 'table-wrap'}, el('table', {id: 'nodes', 'aria-labelledby': 'nodes-title'},
+      el('thead', {}, el('tr', {}, ['Name', 'Address', 'Role', 'State', 'Availability', 'Engine', 'Replicas'].map((h) => el('th', {scope: 'col'}, h)))),
+      nodesBody)));
+  const nodeState = (n) => el('span', {class: `badge ${n.state === 'ready' ? 'status-succeeded' : 'status-failed'}`}, n.state);
+
+  async function loadNodes() {
+    clearError(nodesError);
+    try {
+      const v = await api('GET', '/api/admin/nodes');
+      if (!alive()) return;
+      nodesMode.textContent = v.engine === 'swarm'
+        ? `Docker Swarm, replicas published ${v.publishMode === 'ingress' ? 'through the routing mesh' : 'on the node each runs on'}`
+        : 'One Docker engine';
+      nodesBody.replaceChildren(...(v.nodes || []).map((n) => el('tr', {dataset: {node: n.hostname, state: n.state}},
+        el('th', {scope: 'row'}, n.hostname || short(n.id)),
+        el('td', {}, n.address || el('span', {class: 'muted'}, '—')),
+        el('td', {}, n.leader ? `${n.role} (leader)` : n.role),
+        el('td', {}, nodeState(n)),
+        el('td', {}, n.availability),
+        el('td', {}, n.engineVersion || '—'),
+        el('td', {class: 'col-replicas'}, String(n.replicasRunning)))));
+    } catch (err) {
+      if (alive()) showError(nodesError, err);
+    }
+  }
   const yesNo = (ok, text) => el('span', {class: `badge ${ok ? 'status-succeeded' : 'status-failed'}`}, text);
 
   async function load() {
@@ -213,7 +243,8 @@ async function system(panel, alive) {
       refresh.disabled = false;
     }
   }
-  await load();
+  refresh.addEventListener('click', () => loadNodes());
+  await Promise.all([load(), loadNodes()]);
   return {};
 }
 

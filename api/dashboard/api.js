@@ -127,11 +127,22 @@ export async function api(method, path, body, opts = {}) {
   const headers = {Accept: opts.accept || 'application/json'};
   if (body != null) headers['Content-Type'] = opts.contentType || (str ? 'text/plain' : 'application/json');
   const payload = body == null ? undefined : str ? body : JSON.stringify(body);
-  const send = (bearer) => {
+  // A change of the machine's networks (a new interface, Wi-Fi to cable) fails the
+  // requests in flight (net::ERR_NETWORK_CHANGED): one that may be sent twice is sent
+  // once more. A sign-in may (a second session is harmless); a token refresh may not
+  // (its token is used up by the first).
+  const again = ['GET', 'HEAD', 'PUT', 'DELETE'].includes(method) || path === '/api/auth/login';
+  const send = async (bearer) => {
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
-    return fetch(path, {method, headers, body: payload, cache: 'no-store', signal: opts.signal}).catch((e) => {
-      throw e?.name === 'AbortError' ? e : new ApiError(0, null, 'cannot reach the server; check your connection');
-    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetch(path, {method, headers, body: payload, cache: 'no-store', signal: opts.signal});
+      } catch (e) {
+        if (e?.name === 'AbortError') throw e;
+        if (!again || attempt > 0) throw new ApiError(0, null, 'cannot reach the server; check your connection');
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   };
   let r;
   try {

@@ -345,7 +345,9 @@ pub fn service_spec(plan: &ServicePlan) -> ServiceSpec {
                         .map(|c| format!("CAP_{c}"))
                         .collect(),
                 ),
-                init: Some(false),
+                // tini as PID 1, as on the local engine: signals reach the app and
+                // zombies are reaped.
+                init: Some(true),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
