@@ -200,8 +200,18 @@ async fn main() {
         // Longin: apply, then a new image.
         let name = format!("web{round}");
         let started = Instant::now();
-        let applied = common::apply(&client, &server, &token, app_doc(&name, &image("1.0"))).await;
-        let port = u16::try_from(applied["status"]["hostPorts"][0].as_u64().unwrap()).unwrap();
+        common::apply(&client, &server, &token, app_doc(&name, &image("1.0"))).await;
+        // The port is given at apply; the application's status names it.
+        let app: serde_json::Value = client
+            .get(format!("{}/api/applications/{name}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let port = u16::try_from(app["status"]["hostPorts"][0].as_u64().unwrap()).unwrap();
         until_all_answer(&client, &swarm, port, "longin httpd 1.0").await;
         longin_a.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
