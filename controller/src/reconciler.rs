@@ -227,6 +227,21 @@ pub(crate) fn now_pair(ctx: &Context) -> (i64, String) {
     (ms, longin_store::time::rfc3339(ms))
 }
 
+/// The spec's image reference (empty while a git source has built none).
+pub(crate) fn image_of(spec: &ApplicationSpec) -> String {
+    spec.image
+        .as_ref()
+        .map_or_else(String::new, |i| i.as_str().to_owned())
+}
+
+/// The spec's environment as the engine takes it (`NAME=value`).
+pub(crate) fn env_of(spec: &ApplicationSpec) -> Vec<String> {
+    spec.env
+        .iter()
+        .map(|v| format!("{}={}", v.name, v.value.clone().unwrap_or_default()))
+        .collect()
+}
+
 fn container_plan(
     app: &ApplicationRecord,
     hash: &str,
@@ -238,17 +253,10 @@ fn container_plan(
     let spec: &ApplicationSpec = &app.spec;
     ContainerPlan {
         name: labels::container_name(&app.name, &app.id, replica, hash),
-        image: spec
-            .image
-            .as_ref()
-            .map_or_else(String::new, |i| i.as_str().to_owned()),
+        image: image_of(spec),
         command: spec.command.clone(),
         args: spec.args.clone(),
-        env: spec
-            .env
-            .iter()
-            .map(|v| format!("{}={}", v.name, v.value.clone().unwrap_or_default()))
-            .collect(),
+        env: env_of(spec),
         labels: labels::container_labels(&labels::ReplicaIdentity {
             instance: &config.instance,
             installation: &config.installation,

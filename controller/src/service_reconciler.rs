@@ -108,17 +108,10 @@ fn service_plan(
     ServicePlan {
         app_uid: app.id.clone(),
         name: services::service_name(&app.id),
-        image: spec
-            .image
-            .as_ref()
-            .map_or_else(String::new, |i| i.as_str().to_owned()),
+        image: crate::reconciler::image_of(spec),
         command: spec.command.clone(),
         args: spec.args.clone(),
-        env: spec
-            .env
-            .iter()
-            .map(|v| format!("{}={}", v.name, v.value.clone().unwrap_or_default()))
-            .collect(),
+        env: crate::reconciler::env_of(spec),
         labels,
         spec_hash: hash.to_owned(),
         replicas: spec.replicas,
