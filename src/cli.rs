@@ -54,6 +54,10 @@ pub enum Command {
     /// Run the controller only (scaled-out deployments: several against one
     /// PostgreSQL; one leader acts, another takes over within ~15 s if it dies).
     Controller(ServeArgs),
+    /// The node agent of a Swarm: answers the controller with the stats of this
+    /// node's tasks. Longin deploys it itself (`serve --engine swarm --agent-image`),
+    /// as a global service; not run by hand.
+    Agent(AgentArgs),
     /// Apply pending database migrations, then exit.
     Migrate(StoreArgs),
     /// Write a backup: a consistent online copy of the store with the data dir's JWT
@@ -275,7 +279,10 @@ impl Command {
     /// results and nothing else.
     #[must_use]
     pub fn is_server(&self) -> bool {
-        matches!(self, Self::Serve(_) | Self::Api(_) | Self::Controller(_))
+        matches!(
+            self,
+            Self::Serve(_) | Self::Api(_) | Self::Controller(_) | Self::Agent(_)
+        )
     }
 
     /// Whether this command is a client of a server (rather than a server or admin task).
@@ -284,7 +291,11 @@ impl Command {
         !self.is_server()
             && !matches!(
                 self,
-                Self::Migrate(_) | Self::Backup(_) | Self::Restore(_) | Self::Admin { .. }
+                Self::Migrate(_)
+                    | Self::Backup(_)
+                    | Self::Restore(_)
+                    | Self::Admin { .. }
+                    | Self::Agent(_)
             )
     }
 
@@ -324,6 +335,24 @@ impl ClientOptions {
         }
         None
     }
+}
+
+/// Settings of `agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Address the agent answers on (its node's, with host networking).
+    #[arg(long, default_value = "0.0.0.0:4040")]
+    pub listen: SocketAddr,
+    /// The installation's instance name (`serve --instance`).
+    #[arg(long, default_value = "longin")]
+    pub instance: String,
+    /// The installation's id: only its tasks are reported.
+    #[arg(long)]
+    pub installation: String,
+    /// The secret the controller authenticates with (set by the controller when it
+    /// deploys the agent; at least 32 characters). The node's engine is `DOCKER_HOST`.
+    #[arg(long, env = "LONGIN_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 /// Settings of `backup`.
@@ -565,6 +594,32 @@ pub struct ServeArgs {
     #[arg(long, env = "LONGIN_SWARM_PUBLISH", default_value = "host")]
     pub swarm_publish: longin_controller::services::PublishMode,
 
+    /// Where images built from git are pushed for every node to pull
+    /// (`host[:port][/path]`, e.g. `10.0.0.5:5000`): needed by `--engine swarm`, where
+    /// the manager builds and other nodes run the replicas; the registry must take
+    /// pushes from the manager's engine and pulls from every node without credentials.
+    #[arg(long, env = "LONGIN_REGISTRY", value_parser = parse_registry)]
+    pub registry: Option<String>,
+
+    /// With `--engine swarm`: the image of the node agent Longin deploys on every
+    /// node (a global service) to read the stats of the replicas there; its
+    /// entrypoint must be `longin` (the repository's Dockerfile builds one) and every
+    /// node must be able to pull it. Without it, only replicas on the manager have
+    /// metrics.
+    #[arg(long, env = "LONGIN_AGENT_IMAGE")]
+    pub agent_image: Option<String>,
+
+    /// The port node agents listen on, on every node's own addresses (host
+    /// networking): open it from the controller to the nodes, and to nothing else.
+    #[arg(long, env = "LONGIN_AGENT_PORT", default_value_t = longin_controller::agent::DEFAULT_PORT)]
+    pub agent_port: u16,
+
+    /// The node's engine as the agent reaches it: `unix:///var/run/docker.sock`
+    /// (bind-mounted into the agent) or a `tcp://127.0.0.1:PORT` the node's engine
+    /// listens on (the agent shares the node's network).
+    #[arg(long, env = "LONGIN_AGENT_DOCKER_HOST", default_value = "unix:///var/run/docker.sock", value_parser = parse_agent_docker_host)]
+    pub agent_docker_host: String,
+
     /// When images are pulled for apps that do not say (`spec.imagePullPolicy`):
     /// `always` checks the registry before every container start, so a user can run
     /// only images they can pull, never one that happens to be on the engine;
@@ -684,15 +739,54 @@ impl ServeArgs {
             network_pool: self.network_pool,
             engine: self.engine,
             publish: self.swarm_publish,
+            agent: self
+                .agent_image
+                .clone()
+                .map(|image| longin_controller::agent::AgentSettings {
+                    image,
+                    port: self.agent_port,
+                    docker_host: self.agent_docker_host.clone(),
+                }),
             builds: longin_controller::builds::BuildConfig {
                 root: self.store.data_dir.join("git"),
                 concurrency: usize::try_from(self.build_concurrency).unwrap_or(1),
                 timeout: self.build_timeout,
                 keep_images: usize::try_from(self.keep_images).unwrap_or(5),
+                registry: self.registry.clone(),
+                multi_node: self.engine == longin_controller::EngineKind::Swarm,
                 ..longin_controller::builds::BuildConfig::default()
             },
             ..ControllerConfig::default()
         }
+    }
+}
+
+/// Accepts a registry to push built images to: what stands before `longin/<uid>:<tag>`
+/// in a valid image reference, with a host (a dot, a port or `localhost`) so it is
+/// not read as a Docker Hub account.
+fn parse_registry(s: &str) -> Result<String, String> {
+    let registry = s.trim_end_matches('/');
+    let host = registry.split('/').next().unwrap_or_default();
+    let is_host = host.contains('.') || host.contains(':') || host == "localhost";
+    let valid = longin_crds::limits::Image::parse(&format!("{registry}/longin/x:1")).is_ok();
+    if is_host && valid && !registry.contains("://") {
+        Ok(registry.to_owned())
+    } else {
+        Err("a registry host[:port][/path], e.g. 10.0.0.5:5000 (no scheme)".to_owned())
+    }
+}
+
+/// Accepts the node engine addresses an agent can use: a unix socket it gets mounted,
+/// or TCP on the node's loopback (anything else would send the engine's API over a
+/// network unauthenticated).
+fn parse_agent_docker_host(s: &str) -> Result<String, String> {
+    let ok = s.strip_prefix("unix:///").is_some_and(|p| !p.is_empty())
+        || s.strip_prefix("tcp://127.0.0.1:")
+            .is_some_and(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("unix:///PATH or tcp://127.0.0.1:PORT".to_owned())
     }
 }
 

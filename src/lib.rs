@@ -3,6 +3,7 @@
 //! command line and runs the command with them.
 
 pub mod admin;
+pub mod agent;
 pub mod backup;
 pub mod cli;
 pub mod client;

@@ -47,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args, Role::All).await,
         Command::Api(args) => serve(&args, Role::ApiOnly).await,
         Command::Controller(args) => controller(&args).await,
+        Command::Agent(args) => longin::agent::run(&args, cancelled_on_shutdown_signal()).await,
         Command::Backup(args) => backup(&args).await,
         Command::Restore(args) => {
             let manifest = longin::backup::restore(&args.file, &args.store).await?;

@@ -35,6 +35,9 @@ struct Platform {
 
 impl Platform {
     async fn start(swarm: &Swarm) -> Self {
+        let agent_image = tokio::task::spawn_blocking(common::swarm::agent_image)
+            .await
+            .unwrap();
         let data = tempfile::tempdir().unwrap();
         let database_url = common::fresh_database_url(data.path()).await;
         let ports = PortBlock::reserve(20_000, 250);
@@ -62,6 +65,10 @@ impl Platform {
             )
             .env("LONGIN_NETWORK_POOL", common::network_pool(ports.first))
             .env("LONGIN_RESYNC_SECONDS", "3")
+            .env("LONGIN_METRICS_INTERVAL", "1s")
+            .env("LONGIN_REGISTRY", common::registry())
+            .env("LONGIN_AGENT_IMAGE", agent_image)
+            .env("LONGIN_AGENT_DOCKER_HOST", common::swarm::NODE_ENGINE_TCP)
             .env("LONGIN_BACKUP_SCHEDULE", "off")
             .env(
                 "LONGIN_JWT_SECRET",
@@ -439,6 +446,63 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
             ready_on_distinct_nodes(s, 2) && s["updatedReplicas"] == 2
         })
         .await;
+
+    // Built from git on the manager, pushed to --registry, pulled by every node.
+    let repo = common::git::Repo::new();
+    let files = common::git::web_files(&common::registry(), "built on the manager");
+    let commit = repo.commit("main", &common::git::borrowed(&files), "first page");
+    platform
+        .apply(&format!(
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: site}}\nspec:\n  source: {{git: {{url: '{}', branch: main}}}}\n  containerPort: 8080\n  replicas: 2\n  terminationGracePeriodSeconds: 1\n  healthCheck: {{http: {{path: /}}, periodSeconds: 1, failureThreshold: 2}}\n",
+            repo.url()
+        ))
+        .await;
+    let app = platform
+        .until(240, "site", "2 ready replicas of the built image", |s| {
+            ready_on_distinct_nodes(s, 2)
+        })
+        .await;
+    let uid = app["metadata"]["uid"].as_str().unwrap();
+    let built = format!("longin/{uid}:{}", &commit[..12]);
+    let (_, revision) = platform.get("/api/applications/site/deployments/1").await;
+    assert_eq!(revision["status"], "succeeded", "{revision:#}");
+    assert_eq!(revision["image"], built.as_str(), "{revision:#}");
+    for e in endpoints(&app["status"]) {
+        assert_eq!(
+            serves(&platform.client, &e).await.as_deref(),
+            Some("built on the manager"),
+            "{e}"
+        );
+    }
+    let pushed = format!("{}/{built}", common::registry());
+    let service = swarm.nodes[0].docker(&[
+        "service",
+        "inspect",
+        "-f",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &format!("lgn-{uid}"),
+    ]);
+    assert!(service.starts_with(&pushed), "{service}");
+    // Each replica's node pulled it from the registry: no node but the manager built.
+    for e in endpoints(&app["status"]) {
+        let node = swarm.node(e["node"].as_str().unwrap());
+        let images = node.docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+        assert!(images.contains(&pushed), "{} has {images}", node.name);
+    }
+    let log = platform
+        .client
+        .get(format!(
+            "{}/api/applications/site/deployments/1/log",
+            platform.base
+        ))
+        .bearer_auth(&platform.admin.access_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains(&format!("==> pushing {pushed}")), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -456,16 +520,19 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
     // Logs of every replica, wherever it runs, read through the manager.
     platform
         .apply(&format!(
-            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: talker}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 2\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 1; done']\n",
+            "apiVersion: longin.io/v1\nkind: Application\nmetadata: {{name: talker}}\nspec:\n  image: {}/longin/busybox:1.0\n  containerPort: 8080\n  replicas: 3\n  resources: {{memory: 128Mi}}\n  terminationGracePeriodSeconds: 1\n  command: [sh, -c, 'head -c 20971520 /dev/zero > /dev/shm/fill; i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 1; done']\n",
             common::registry()
         ))
         .await;
     platform
-        .until(120, "talker", "2 ready replicas", |s| {
-            ready_on_distinct_nodes(s, 2)
-        })
+        .until(
+            120,
+            "talker",
+            "a ready replica on each of the 3 nodes",
+            |s| ready_on_distinct_nodes(s, 3),
+        )
         .await;
-    let lines = common::eventually(30, "lines of both replicas", || async {
+    let lines = common::eventually(30, "lines of all three replicas", || async {
         let res = platform
             .client
             .get(format!(
@@ -487,14 +554,14 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
             .filter(|l| l["line"].as_str().is_some_and(|t| t.starts_with("tick ")))
             .filter_map(|l| l["replica"].as_i64())
             .collect();
-        (replicas.len() == 2).then_some(lines)
+        (replicas.len() == 3).then_some(lines)
     })
     .await;
     assert!(
         lines.iter().all(|l| l["timestamp"].is_string()),
         "{lines:?}"
     );
-    // Followed: new lines of both replicas arrive.
+    // Followed: new lines of every replica arrive.
     let mut res = platform
         .client
         .get(format!(
@@ -510,10 +577,10 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
     let mut followed = std::collections::HashSet::new();
     let mut buffer = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while followed.len() < 2 {
+    while followed.len() < 3 {
         let chunk = tokio::time::timeout_at(deadline.into(), res.chunk())
             .await
-            .expect("followed lines of both replicas within 30 s")
+            .expect("followed lines of every replica within 30 s")
             .unwrap()
             .expect("the follow does not end");
         buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -529,6 +596,67 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         }
     }
     drop(res);
+
+    // Metrics of every replica on every node, read by the node agents Longin deployed:
+    // three containers, each holding 20 MiB in /dev/shm.
+    let series = common::eventually(60, "a metrics point of all three replicas", || async {
+        let (status, series) = platform
+            .get("/api/applications/talker/metrics?step=1")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{series}");
+        series["points"]
+            .as_array()?
+            .iter()
+            .any(|p| p["containers"] == 3.0)
+            .then_some(series)
+    })
+    .await;
+    let point = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|p| p["containers"] == 3.0)
+        .unwrap();
+    let memory = point["memoryBytes"].as_f64().unwrap();
+    assert!(
+        memory >= 3.0 * 20.0 * 1024.0 * 1024.0,
+        "three replicas holding 20 MiB each read as {:.1} MiB: {point}",
+        memory / 1024.0 / 1024.0
+    );
+    assert_eq!(
+        point["memoryLimitBytes"],
+        3.0 * 128.0 * 1024.0 * 1024.0,
+        "{point}"
+    );
+    // An agent answers only the installation's token.
+    let worker = &swarm.nodes[1];
+    let report = format!("http://{}:4040/v1/report", worker.address);
+    let health = platform
+        .client
+        .get(format!("http://{}:4040/healthz", worker.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "the worker's agent runs");
+    let anonymous = platform.client.get(&report).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let guessed = platform
+        .client
+        .get(&report)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guessed.status(), StatusCode::UNAUTHORIZED);
+    // Nor does a user's API token open it.
+    let user_token = platform
+        .client
+        .get(&report)
+        .bearer_auth(&platform.admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user_token.status(), StatusCode::UNAUTHORIZED);
 
     // A worker with a replica dies (the manager keeps the swarm's quorum).
     let victim_host = endpoints(&app["status"])

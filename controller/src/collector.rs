@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use longin_store::Store;
 use longin_store::bus::{Aggregate, AppRef, Bus, ContainerMetrics, Event};
 use longin_store::usage::UsageRow;
@@ -25,7 +24,7 @@ use crate::stats::{Sample, Usage, usage};
 /// second, so requests in flight together share one tick — 100 containers took 4.4 s
 /// 32 at a time and 1.3 s all at once. 256 keeps a 200-container host to one tick
 /// while bounding the connections to the engine.
-const CONCURRENCY: usize = 256;
+pub(crate) const CONCURRENCY: usize = 256;
 
 /// Collects until `cancel`.
 pub async fn run(
@@ -92,14 +91,18 @@ async fn collect(
         .into_iter()
         .map(|a| (a.id.clone(), a))
         .collect();
-    let read: Vec<_> = futures::stream::iter(running)
-        .map(|(app, c)| async move {
-            let sample = runtime.one_shot_stats(&c.id).await;
-            (app, c, sample)
+    let mut samples: HashMap<String, _> = runtime
+        .stats_of(running.iter().map(|(_, c)| c.id.clone()).collect())
+        .await
+        .into_iter()
+        .collect();
+    let read: Vec<_> = running
+        .into_iter()
+        .filter_map(|(app, c)| {
+            let sample = samples.remove(&c.id)?;
+            Some((app, c, sample))
         })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+        .collect();
 
     let now = longin_store::now_ms();
     let mut rows = Vec::with_capacity(read.len());

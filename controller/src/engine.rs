@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use longin_crds::application::ImagePullPolicy;
 use longin_crds::limits::Image;
@@ -138,6 +139,19 @@ pub trait ContainerRuntime: std::fmt::Debug + Send + Sync + 'static {
     /// One reading of a container's resource use.
     async fn one_shot_stats(&self, id: &str) -> Result<Sample, RuntimeError>;
 
+    /// One reading of each of `ids` (as `managed_containers` names them), read all at
+    /// once. An engine that reads its replicas' stats in bulk (Swarm, through its
+    /// node agents) answers this itself.
+    async fn stats_of(&self, ids: Vec<String>) -> Vec<(String, Result<Sample, RuntimeError>)> {
+        each_stats(self, ids).await
+    }
+
+    /// What the engine itself needs kept as it should be, done at every resync (on
+    /// Swarm: the node agents' service). Nothing on the local engine.
+    async fn upkeep(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     /// The engine's events about managed containers, until the stream breaks (the
     /// caller reconnects and resyncs).
     fn events(&self) -> BoxStream<'static, Result<EngineEvent, RuntimeError>>;
@@ -168,6 +182,22 @@ pub trait ContainerRuntime: std::fmt::Debug + Send + Sync + 'static {
     async fn nodes(&self) -> Result<Vec<NodeInfo>, RuntimeError> {
         Ok(Vec::new())
     }
+}
+
+/// A one-shot reading of each of `ids`, all in flight at once (up to the collector's
+/// concurrency).
+pub(crate) async fn each_stats<R: ContainerRuntime + ?Sized>(
+    runtime: &R,
+    ids: Vec<String>,
+) -> Vec<(String, Result<Sample, RuntimeError>)> {
+    futures::stream::iter(ids)
+        .map(|id| async move {
+            let sample = runtime.one_shot_stats(&id).await;
+            (id, sample)
+        })
+        .buffer_unordered(crate::collector::CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// The engine as the controller holds it.

@@ -5,6 +5,7 @@
 //! schedule work; `reconcile(app)` always reads both sides afresh, so a missed event
 //! costs latency, never correctness.
 
+pub mod agent;
 pub mod builds;
 pub mod collector;
 pub mod engine;
@@ -165,19 +166,11 @@ async fn run_engine(
     cancel: CancellationToken,
 ) {
     let mut wait = Duration::from_millis(500);
-    config.installation = loop {
-        match store.installation_id().await {
-            Ok(id) => break id,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read the installation id; controller waiting");
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        }
+    let Some(installation) = setting(&cancel, "installation id", || store.installation_id()).await
+    else {
+        return;
     };
+    config.installation = installation;
     let runtime = loop {
         match DockerRuntime::connect(&config.instance, config.engine_timeout).await {
             Ok(runtime) => break runtime.with_installation(&config.installation),
@@ -206,7 +199,18 @@ async fn run_engine(
             {
                 Ok(swarm) => {
                     tracing::info!(publish = config.publish.as_str(), "driving a Docker Swarm");
-                    break std::sync::Arc::new(swarm.with_installation(&config.installation));
+                    let mut swarm = swarm.with_installation(&config.installation);
+                    if let Some(agent) = &config.agent {
+                        let Some(token) =
+                            setting(&cancel, "agent token", || store.agent_token()).await
+                        else {
+                            return;
+                        };
+                        swarm = swarm.with_agent(agent.clone(), &token);
+                    } else {
+                        tracing::warn!("no --agent-image: metrics only of replicas on the manager");
+                    }
+                    break std::sync::Arc::new(swarm);
                 }
                 Err(err) => {
                     tracing::error!(error = %err, retry_in_s = wait.as_secs_f64(), "no Swarm manager; controller waiting");
@@ -221,6 +225,29 @@ async fn run_engine(
     };
     replace_unlabelled(&store, &runtime).await;
     run_with(store, runtime, Some(images), bus, config, cancel).await;
+}
+
+/// An installation setting (`what`) read by `read`, retried with back-off while the
+/// store fails; `None` once `cancel` fires.
+async fn setting<F, Fut>(cancel: &CancellationToken, what: &str, read: F) -> Option<String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<String, longin_store::StoreError>>,
+{
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match read().await {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                tracing::error!(error = %err, setting = what, "cannot read a setting; controller waiting");
+                tokio::select! {
+                    () = cancel.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Containers made before installations had ids carry no installation label, so the
@@ -495,6 +522,11 @@ async fn resync(
                 metrics::gauge!("longin_controller_last_resync_timestamp_seconds").set(longin_store::now_ms() as f64 / 1000.0);
                 let full = pass.is_multiple_of(FULL_RESYNC_EVERY);
                 pass += 1;
+                // First pass too: a Swarm's node agents are deployed as the controller
+                // starts leading, and put back by the next pass if someone removes them.
+                if let Err(err) = runtime.upkeep().await {
+                    tracing::warn!(error = %err, "engine upkeep failed");
+                }
                 schedule_everything(&store, &runtime, &queue, (!full).then_some(&quiet)).await;
                 // Level-triggered like containers: an owner whose last app went
                 // leaves a network nothing uses, removed on a full pass.

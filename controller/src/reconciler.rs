@@ -84,6 +84,9 @@ pub struct ControllerConfig {
     pub engine: EngineKind,
     /// How a Swarm engine publishes replicas (the local engine: always per replica).
     pub publish: crate::services::PublishMode,
+    /// The node agents a Swarm engine deploys to read every node's stats (none: only
+    /// the manager's tasks have metrics).
+    pub agent: Option<crate::agent::AgentSettings>,
 }
 
 /// The engine the controller drives (`--engine`).
@@ -129,6 +132,7 @@ impl Default for ControllerConfig {
             builds: crate::builds::BuildConfig::default(),
             engine: EngineKind::Docker,
             publish: crate::services::PublishMode::Host,
+            agent: None,
         }
     }
 }

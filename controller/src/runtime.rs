@@ -37,6 +37,8 @@ pub enum RuntimeError {
     PortBusy { port: u16, reason: String },
     #[error("the image build failed: {message}")]
     Build { message: String },
+    #[error("pushing {image} failed: {message}")]
+    Push { image: String, message: String },
     #[error(
         "the engine is not a Docker Swarm manager (run `docker swarm init`, or point DOCKER_HOST at a manager)"
     )]
@@ -125,7 +127,9 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
-    pub(crate) fn installation(&self) -> &str {
+    /// The installation id this runtime was narrowed to (empty when it was not).
+    #[must_use]
+    pub fn installation(&self) -> &str {
         &self.installation
     }
 

@@ -80,6 +80,21 @@ async fn cleanup(
 }
 
 /// The service `app` should be.
+/// The image as the nodes pull it: a built one from `--registry`, where the builder
+/// pushed it.
+fn node_image(ctx: &Context, app: &ApplicationRecord) -> String {
+    let image = crate::reconciler::image_of(&app.spec);
+    let built = app
+        .spec
+        .image
+        .as_ref()
+        .is_some_and(|i| longin_crds::source::is_built_image(i, &app.id));
+    match ctx.config.builds.registry.as_deref() {
+        Some(registry) if built => crate::builds::in_registry(registry, &image),
+        _ => image,
+    }
+}
+
 fn service_plan(
     ctx: &Context,
     app: &ApplicationRecord,
@@ -108,7 +123,7 @@ fn service_plan(
     ServicePlan {
         app_uid: app.id.clone(),
         name: services::service_name(&app.id),
-        image: crate::reconciler::image_of(spec),
+        image: node_image(ctx, app),
         command: spec.command.clone(),
         args: spec.args.clone(),
         env: crate::reconciler::env_of(spec),

@@ -5,7 +5,7 @@
 use bollard::models::ContainerStatsResponse;
 
 /// The cumulative counters of one stats reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// CPU time the container has used, in nanoseconds.
     pub cpu_total_ns: u64,

@@ -27,6 +27,7 @@ use longin_crds::application::ImagePullPolicy;
 use longin_crds::limits::Image;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::{self, AgentClient, AgentSettings};
 use crate::engine::{Capabilities, EngineEvent};
 use crate::labels;
 use crate::plan::Observed;
@@ -59,7 +60,20 @@ pub struct SwarmRuntime {
     /// The manager as a plain engine: networks, and the stats of what runs on it.
     local: DockerRuntime,
     publish: PublishMode,
+    /// The node agents, when `--agent-image` has Longin deploy them.
+    agent: Option<Agent>,
 }
+
+/// The node agents as the runtime deploys and reads them.
+#[derive(Debug, Clone)]
+struct Agent {
+    settings: AgentSettings,
+    token: String,
+    client: AgentClient,
+}
+
+/// How long one agent may take to answer: well inside a metrics cycle.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SwarmRuntime {
     /// Connects to the manager `DOCKER_HOST` names (the local engine by default) and
@@ -84,7 +98,11 @@ impl SwarmRuntime {
         if !manager {
             return Err(RuntimeError::NotAManager);
         }
-        Ok(Self { local, publish })
+        Ok(Self {
+            local,
+            publish,
+            agent: None,
+        })
     }
 
     /// This runtime, managing only the services of installation `id`.
@@ -94,8 +112,87 @@ impl SwarmRuntime {
         self
     }
 
+    /// This runtime, deploying a node agent on every node (a global service) and
+    /// reading the stats of every task through them; `token` authenticates it to them.
+    #[must_use]
+    pub fn with_agent(mut self, settings: AgentSettings, token: &str) -> Self {
+        self.agent = Some(Agent {
+            client: AgentClient::new(settings.port, token, AGENT_TIMEOUT),
+            settings,
+            token: token.to_owned(),
+        });
+        self
+    }
+
     fn docker(&self) -> &Docker {
         self.local.docker()
+    }
+
+    /// Updates service `name` (as `current` is) to `spec`.
+    async fn update_to(
+        &self,
+        name: &str,
+        current: &bollard::models::Service,
+        spec: ServiceSpec,
+    ) -> Result<(), RuntimeError> {
+        let version = current
+            .version
+            .as_ref()
+            .and_then(|v| v.index)
+            .and_then(|i| i32::try_from(i).ok())
+            .unwrap_or(0);
+        self.docker()
+            .update_service(
+                name,
+                spec,
+                UpdateServiceOptions {
+                    version,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .map_err(engine("update service"))?;
+        Ok(())
+    }
+
+    /// Every ready node's agent report, by task id; unreadable agents are logged and
+    /// counted, and their tasks left to the manager's engine.
+    async fn agent_samples(&self, agent: &Agent) -> HashMap<String, Sample> {
+        let nodes = match list_nodes(self.docker()).await {
+            Ok(nodes) => nodes,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list nodes for their agents");
+                return HashMap::new();
+            }
+        };
+        let reports: Vec<_> =
+            futures::stream::iter(nodes.into_iter().filter(|n| n.state == "ready"))
+                .map(|node| async move {
+                    let report = agent.client.report(&node.address).await;
+                    (node.hostname, report)
+                })
+                .buffer_unordered(crate::collector::CONCURRENCY)
+                .collect()
+                .await;
+        let mut samples = HashMap::new();
+        let mut reporting = 0_u32;
+        for (node, report) in reports {
+            match report {
+                Ok(report) => {
+                    reporting += 1;
+                    metrics::counter!("longin_agent_reports_total", "outcome" => "ok").increment(1);
+                    samples.extend(report.tasks.into_iter().map(|t| (t.task_id, t.sample)));
+                }
+                Err(err) => {
+                    metrics::counter!("longin_agent_reports_total", "outcome" => "error")
+                        .increment(1);
+                    tracing::warn!(node = %node, error = %err, "node agent unreadable");
+                }
+            }
+        }
+        metrics::gauge!("longin_agent_nodes_reporting").set(f64::from(reporting));
+        samples
     }
 
     /// This installation's services.
@@ -126,12 +223,16 @@ impl SwarmRuntime {
         &self,
         app_uid: &str,
     ) -> Result<Option<bollard::models::Service>, RuntimeError> {
+        self.inspect_named(&services::service_name(app_uid)).await
+    }
+
+    async fn inspect_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<bollard::models::Service>, RuntimeError> {
         match self
             .docker()
-            .inspect_service(
-                &services::service_name(app_uid),
-                None::<InspectServiceOptions>,
-            )
+            .inspect_service(name, None::<InspectServiceOptions>)
             .await
         {
             Ok(service) => Ok(Some(service)),
@@ -552,6 +653,59 @@ impl crate::engine::ContainerRuntime for SwarmRuntime {
         self.local.one_shot_stats(&container).await
     }
 
+    /// Through the node agents when there are any (one request per node), else (and
+    /// for whatever they did not report) through the manager's engine, which reads
+    /// the tasks running on the manager.
+    async fn stats_of(&self, ids: Vec<String>) -> Vec<(String, Result<Sample, RuntimeError>)> {
+        let mut from_agents = match &self.agent {
+            Some(agent) => self.agent_samples(agent).await,
+            None => HashMap::new(),
+        };
+        let (read, unread): (Vec<_>, Vec<_>) =
+            ids.into_iter().partition(|id| from_agents.contains_key(id));
+        let mut samples: Vec<_> = read
+            .into_iter()
+            .filter_map(|id| {
+                let sample = from_agents.remove(&id)?;
+                Some((id, Ok(sample)))
+            })
+            .collect();
+        samples.extend(crate::engine::each_stats(self, unread).await);
+        samples
+    }
+
+    /// Deploys the node agents' global service, or brings it to this version's spec.
+    async fn upkeep(&self) -> Result<(), RuntimeError> {
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let installation = self.local.installation();
+        let spec = agent::service_spec(
+            &agent.settings,
+            self.local.instance(),
+            installation,
+            &agent.token,
+        );
+        let name = agent::service_name(installation);
+        match self.inspect_named(&name).await? {
+            None => {
+                self.docker()
+                    .create_service(spec, None)
+                    .await
+                    .map_err(engine("create service"))?;
+                tracing::info!(service = %name, image = %agent.settings.image, port = agent.settings.port, "node agents deployed");
+            }
+            Some(current) => {
+                let labels = current.spec.as_ref().and_then(|s| s.labels.as_ref());
+                if !agent::is_current(labels, &spec) {
+                    self.update_to(&name, &current, spec).await?;
+                    tracing::info!(service = %name, image = %agent.settings.image, "node agents updated");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The manager's service events, by the app the service name carries.
     fn events(&self) -> futures::stream::BoxStream<'static, Result<EngineEvent, RuntimeError>> {
         let filters = HashMap::from([("type".to_owned(), vec!["service".to_owned()])]);
@@ -631,24 +785,7 @@ impl crate::engine::ContainerRuntime for SwarmRuntime {
         {
             return Ok(false);
         }
-        let version = current
-            .version
-            .as_ref()
-            .and_then(|v| v.index)
-            .and_then(|i| i32::try_from(i).ok())
-            .unwrap_or(0);
-        self.docker()
-            .update_service(
-                &plan.name,
-                spec,
-                UpdateServiceOptions {
-                    version,
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(engine("update service"))?;
+        self.update_to(&plan.name, &current, spec).await?;
         tracing::info!(service = %plan.name, from = %state.spec_hash, to = %plan.spec_hash, replicas = plan.replicas, "service updated");
         Ok(true)
     }

@@ -277,6 +277,10 @@ async fn spawn_inner(
         keep_images: 5,
         engine: longin_controller::EngineKind::Docker,
         swarm_publish: longin_controller::services::PublishMode::Host,
+        agent_image: None,
+        agent_port: longin_controller::agent::DEFAULT_PORT,
+        agent_docker_host: "unix:///var/run/docker.sock".to_owned(),
+        registry: None,
     };
     configure_args(&mut args);
     // A test may have put the server on another database (the PostgreSQL service).

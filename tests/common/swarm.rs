@@ -155,6 +155,63 @@ fn reserve_subnet() -> (String, PathBuf) {
     panic!("no free /24 in 10.231.0.0/16 for a test swarm");
 }
 
+/// Where each node's engine also listens, inside its namespace only: for the node
+/// agents (`--agent-docker-host`). The nodes share the host's filesystem, so the
+/// usual bind-mounted /var/run/docker.sock would be the host's engine on every node.
+pub const NODE_ENGINE_TCP: &str = "tcp://127.0.0.1:2375";
+
+/// An image of this build's `longin` for the node agents, in the test registry:
+/// `FROM scratch` with the binary (debug info stripped) and the shared libraries it
+/// links, at their paths. Tagged by the binary's size and time, so a rebuild makes a
+/// new one; made once per binary (under a lock: tests of several binaries may ask).
+pub fn agent_image() -> String {
+    let binary = Path::new(env!("CARGO_BIN_EXE_longin"));
+    let meta = std::fs::metadata(binary).unwrap();
+    let mtime = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tag = format!("{}-{mtime}", meta.len());
+    let image = format!("{}/longin/agent:{tag}", super::registry());
+    let state = registry_config().parent().unwrap().to_path_buf();
+    let marker = state.join(format!("agent-image-{tag}.pushed"));
+    let script = format!(
+        r#"set -eu
+[ -e {marker} ] && exit 0
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+mkdir -p "$ctx/root/usr/local/bin"
+objcopy --strip-debug {binary} "$ctx/root/usr/local/bin/longin"
+for lib in $(ldd {binary} | grep -o '/[^ ]*'); do
+    mkdir -p "$ctx/root$(dirname "$lib")"
+    cp -L "$lib" "$ctx/root$lib"
+done
+printf 'FROM scratch
+COPY root/ /
+ENTRYPOINT ["/usr/local/bin/longin"]
+' > "$ctx/Dockerfile"
+docker build -q -t {image} "$ctx" >/dev/null
+docker push {image} >/dev/null
+touch {marker}"#,
+        marker = marker.display(),
+        binary = binary.display(),
+    );
+    let lock = state.join("agent-image.lock");
+    let out = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the agent image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image
+}
+
 /// The registry configuration of the host's test registry (scripts/test-services).
 fn registry_config() -> PathBuf {
     let state = std::env::var("LONGIN_TEST_STATE")
@@ -303,7 +360,7 @@ impl Swarm {
         let script = format!(
             "hostname {name} && exec nsenter {netns} dockerd --config-file {root_s}/daemon.json \
              --data-root {root_s}/data --exec-root {root_s}/exec --pidfile {root_s}/docker.pid \
-             -H unix://{root_s}/docker.sock --storage-driver vfs \
+             -H unix://{root_s}/docker.sock -H {NODE_ENGINE_TCP} --storage-driver vfs \
              --containerd-namespace {name} --containerd-plugins-namespace {name}p"
         );
         let daemon = Command::new("unshare")

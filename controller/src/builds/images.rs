@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
+use bollard::query_parameters::{
+    BuildImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -65,6 +67,24 @@ pub trait ImageBuilds: std::fmt::Debug + Send + Sync + 'static {
     /// Removes one tag (the image goes with its last tag; an image a container uses
     /// is refused by the engine and stays).
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
+
+    /// Tags `image` as `target` (`registry/repository:tag`) and pushes it there; each
+    /// progress line goes to `output`.
+    async fn push(
+        &self,
+        image: &str,
+        target: &str,
+        output: mpsc::UnboundedSender<String>,
+    ) -> Result<(), RuntimeError>;
+}
+
+/// `repository` and `tag` of a reference with a tag (`host:5000/a/b:t` → `host:5000/a/b`,
+/// `t`); `latest` when it has none (a port is no tag).
+fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, tag),
+        _ => (reference, "latest"),
+    }
 }
 
 fn engine(operation: &'static str) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
@@ -169,6 +189,46 @@ impl ImageBuilds for DockerRuntime {
             .collect())
     }
 
+    async fn push(
+        &self,
+        image: &str,
+        target: &str,
+        output: mpsc::UnboundedSender<String>,
+    ) -> Result<(), RuntimeError> {
+        let (repository, tag) = split_tag(target);
+        self.docker()
+            .tag_image(
+                image,
+                Some(TagImageOptions {
+                    repo: Some(repository.to_owned()),
+                    tag: Some(tag.to_owned()),
+                }),
+            )
+            .await
+            .map_err(engine("tag"))?;
+        let mut progress = self.docker().push_image(
+            repository,
+            Some(PushImageOptions {
+                tag: Some(tag.to_owned()),
+                ..Default::default()
+            }),
+            None,
+        );
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(|err| RuntimeError::Push {
+                image: target.to_owned(),
+                message: err.to_string(),
+            })?;
+            // Per-layer progress is a line per chunk: the log keeps the outcome lines.
+            if let Some(status) = info.status
+                && info.progress_detail.is_none()
+            {
+                let _ = output.send(status);
+            }
+        }
+        Ok(())
+    }
+
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
         match self
             .docker()
@@ -189,5 +249,23 @@ impl ImageBuilds for DockerRuntime {
             }) => Ok(()),
             Err(err) => Err(engine("remove image")(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn a_port_is_no_tag() {
+        assert_eq!(
+            split_tag("10.0.0.1:5000/longin/abc:0123456789ab"),
+            ("10.0.0.1:5000/longin/abc", "0123456789ab")
+        );
+        assert_eq!(
+            split_tag("10.0.0.1:5000/longin/abc"),
+            ("10.0.0.1:5000/longin/abc", "latest")
+        );
+        assert_eq!(split_tag("longin/abc:1"), ("longin/abc", "1"));
     }
 }

@@ -33,6 +33,20 @@ pub struct BuildConfig {
     pub max_context_bytes: u64,
     /// The build log kept per revision, bytes.
     pub max_log_bytes: usize,
+    /// Where built images are pushed for the nodes to pull (`--registry`:
+    /// `host[:port][/path]`); none on one engine, which runs what it built.
+    pub registry: Option<String>,
+    /// The engine runs replicas on other machines, which cannot pull an image that
+    /// was only built: builds need `registry`.
+    pub multi_node: bool,
+}
+
+/// Where the nodes pull built image `image` (`longin/<uid>:<sha12>`) from:
+/// `<registry>/longin/<uid>:<sha12>`. The spec and revisions keep the built name, so
+/// which images count as built (never pulled, only this app's) does not change.
+#[must_use]
+pub fn in_registry(registry: &str, image: &str) -> String {
+    format!("{}/{image}", registry.trim_end_matches('/'))
 }
 
 impl Default for BuildConfig {
@@ -45,6 +59,25 @@ impl Default for BuildConfig {
             memory: 1 << 30,
             max_context_bytes: 512 << 20,
             max_log_bytes: 1 << 20,
+            registry: None,
+            multi_node: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_registry;
+
+    #[test]
+    fn built_images_are_pushed_under_the_registry() {
+        assert_eq!(
+            in_registry("10.0.0.1:5000", "longin/abc:0123456789ab"),
+            "10.0.0.1:5000/longin/abc:0123456789ab"
+        );
+        assert_eq!(
+            in_registry("registry.example/team/", "longin/abc:1"),
+            "registry.example/team/longin/abc:1"
+        );
     }
 }

@@ -397,7 +397,7 @@ async fn produce(
         let present = shared.images.image_id(image.as_str()).await?;
         if !is_built_image(&image, &app.id) || present.is_some() {
             note(log, &format!("==> rolling out {image}"));
-            return roll_out(shared, deployment, image.as_str(), present, None).await;
+            return roll_out(shared, deployment, image.as_str(), present, None, log).await;
         }
         if deployment.commit_sha.is_none() {
             return Err(BuildError::Refused(format!(
@@ -419,7 +419,9 @@ async fn roll_out(
     image: &str,
     digest: Option<String>,
     commit: Option<&super::git::CommitInfo>,
+    log: &Mutex<LiveLog>,
 ) -> Result<Done, BuildError> {
+    publish(shared, deployment, image, log).await?;
     let built = Built {
         image: image.to_owned(),
         digest,
@@ -431,6 +433,54 @@ async fn roll_out(
     match shared.store.roll_out_build(&deployment.id, &built).await {
         Ok(outcome) => Ok(Done::Rolled(outcome)),
         Err(err) => Err(BuildError::Refused(err.to_string())),
+    }
+}
+
+/// Pushes a built image to `--registry`, where the nodes pull it (again when it is
+/// there already: a push of what the registry has costs a manifest check). Other
+/// images are the nodes' to pull as they are.
+async fn publish(
+    shared: &Shared,
+    deployment: &DeploymentRecord,
+    image: &str,
+    log: &Mutex<LiveLog>,
+) -> Result<(), BuildError> {
+    let built = Image::parse(image).is_ok_and(|i| is_built_image(&i, &deployment.application_id));
+    if !built {
+        return Ok(());
+    }
+    let Some(registry) = registry(shared)? else {
+        return Ok(());
+    };
+    let target = super::in_registry(registry, image);
+    note(log, &format!("==> pushing {target}"));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let push = shared.images.push(image, &target, tx);
+    let forward = async {
+        let mut last = String::new();
+        while let Some(line) = rx.recv().await {
+            // Progress repeats itself a line per chunk; the log keeps the changes.
+            if line != last {
+                note(log, &line);
+                last = line;
+            }
+        }
+    };
+    let (pushed, ()) = tokio::join!(push, forward);
+    pushed?;
+    metrics::counter!("longin_image_pushes_total").increment(1);
+    Ok(())
+}
+
+/// The registry built images go to; refused on several machines without one, where
+/// no other node could pull what the manager built.
+fn registry(shared: &Shared) -> Result<Option<&str>, BuildError> {
+    match shared.config.registry.as_deref() {
+        None if shared.config.multi_node => Err(BuildError::Refused(
+            "builds on a Swarm need --registry (LONGIN_REGISTRY): the image is built on the manager and every node must pull it"
+                .to_owned(),
+        )),
+        registry => Ok(registry),
     }
 }
 
@@ -458,7 +508,7 @@ async fn repull(
         )));
     }
     let _ = app;
-    roll_out(shared, deployment, image.as_str(), after, None).await
+    roll_out(shared, deployment, image.as_str(), after, None, log).await
 }
 
 /// Fetches the commit, streams its context to the engine, and rolls the image out.
@@ -469,6 +519,8 @@ async fn build(
     log: &Mutex<LiveLog>,
     cancel: &CancellationToken,
 ) -> Result<Done, BuildError> {
+    // Before any work: a build no node could pull is refused at once.
+    registry(shared)?;
     let source = deployment
         .source
         .clone()
@@ -501,7 +553,7 @@ async fn build(
     let tag = built_image(&app.id, &info.sha);
     if let Some(id) = shared.images.image_id(tag.as_str()).await? {
         note(log, &format!("==> {tag} is built already"));
-        return roll_out(shared, deployment, tag.as_str(), Some(id), Some(&info)).await;
+        return roll_out(shared, deployment, tag.as_str(), Some(id), Some(&info), log).await;
     }
     let dockerfile = dockerfile_in_context(&source.context, &source.dockerfile)
         .ok_or_else(|| BuildError::Refused("the Dockerfile is outside the context".to_owned()))?;
@@ -528,7 +580,7 @@ async fn build(
         suffix: &suffix,
     };
     let id = build_image(shared, &what, request, log, cancel).await?;
-    roll_out(shared, deployment, tag.as_str(), Some(id), Some(&info)).await
+    roll_out(shared, deployment, tag.as_str(), Some(id), Some(&info), log).await
 }
 
 /// What a build's context is made from.
