@@ -524,7 +524,7 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
             common::registry()
         ))
         .await;
-    platform
+    let talker = platform
         .until(
             120,
             "talker",
@@ -561,6 +561,31 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         lines.iter().all(|l| l["timestamp"].is_string()),
         "{lines:?}"
     );
+    // Each line names the node its replica runs on, as the endpoints do.
+    let node_of: std::collections::HashMap<i64, String> = endpoints(&talker["status"])
+        .iter()
+        .map(|e| {
+            (
+                e["replica"].as_i64().unwrap(),
+                e["node"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let ticks: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["line"].as_str().is_some_and(|t| t.starts_with("tick ")))
+        .collect();
+    for line in &ticks {
+        let replica = line["replica"].as_i64().unwrap();
+        assert_eq!(
+            line["node"].as_str(),
+            node_of.get(&replica).map(String::as_str),
+            "{line}"
+        );
+    }
+    let nodes: std::collections::HashSet<&str> =
+        ticks.iter().filter_map(|l| l["node"].as_str()).collect();
+    assert_eq!(nodes.len(), 3, "lines from every node: {ticks:?}");
     // Followed: new lines of every replica arrive.
     let mut res = platform
         .client

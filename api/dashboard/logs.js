@@ -102,7 +102,7 @@ export function mountLogs(panel, app) {
     if (seenBefore(cid, key, m.line)) return;
     if (key > newest) [newest, newestTs] = [key, m.timestamp];
     if (sel !== '' && String(r) !== sel) return;
-    view.append({ text: m.line, stream: m.stream, ts: m.timestamp ?? null, replica: sel === '' && replicaCount > 1 ? r ?? null : null });
+    view.append({ text: m.line, stream: m.stream, ts: m.timestamp ?? null, replica: sel === '' && replicaCount > 1 ? r ?? null : null, node: m.node ?? null });
   }
 
   function ended(m) {

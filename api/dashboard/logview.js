@@ -149,6 +149,8 @@ export class LogView {
     el.className = kind ? `lv-row lv-${kind}` : 'lv-row';
     if (this.stamps) el.append(span('lv-t', localTime(e.ts)));
     if (e.replica != null) el.append(span('lv-r', `r${e.replica}`));
+    // On Swarm: the node the line came from.
+    if (e.node) el.append(span('lv-node', e.node));
     if (kind) el.append(span('lv-m', kind));
     const x = span('lv-x');
     const row = { line: e, el, plain: renderAnsi(x, e.text ?? ''), low: null };
@@ -209,7 +211,7 @@ export class LogView {
   /** Saves the lines held as a text file. */
   download(filename = 'logs.txt') {
     const text = this.lines().map(
-      (l) => `${l.ts ? `${l.ts} ` : ''}${l.replica != null ? `[r${l.replica}] ` : ''}${l.stream === 'stderr' ? '[stderr] ' : ''}${applyCarriageReturns(l.text ?? '')}`,
+      (l) => `${l.ts ? `${l.ts} ` : ''}${l.replica != null ? `[r${l.replica}${l.node ? ` ${l.node}` : ''}] ` : ''}${l.stream === 'stderr' ? '[stderr] ' : ''}${applyCarriageReturns(l.text ?? '')}`,
     );
     if (this.older) text.unshift(`# ${this.older} older lines not included`);
     const url = URL.createObjectURL(new Blob([`${text.join('\n')}\n`], { type: 'text/plain;charset=utf-8' }));

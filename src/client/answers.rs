@@ -150,6 +150,9 @@ pub struct LogEvent {
     /// The replica whose container printed it (an application's logs).
     #[serde(default)]
     pub replica: Option<i64>,
+    /// The Swarm node it ran on (`--engine swarm`).
+    #[serde(default)]
+    pub node: Option<String>,
     /// `stdout` or `stderr`.
     #[serde(default)]
     pub stream: String,

@@ -14,8 +14,9 @@ use super::{ApiClient, check, read_json};
 /// Prints one object of the stream: a line (container stderr to our stderr, as
 /// `docker logs` does) or a notice (to stderr).
 fn print_event(event: &LogEvent, prefixed: bool) {
-    let prefix = match event.replica {
-        Some(r) if prefixed => format!("[r{r}] "),
+    let prefix = match (event.replica, event.node.as_deref()) {
+        (Some(r), Some(node)) if prefixed => format!("[r{r} {node}] "),
+        (Some(r), None) if prefixed => format!("[r{r}] "),
         _ => String::new(),
     };
     match event.kind.as_deref() {

@@ -70,7 +70,8 @@ pub struct Format {
     pub timestamps: bool,
     /// Only this stream's lines.
     pub only: Option<Stream>,
-    /// Plain text: each line after `[rN] ` (several replicas read at once).
+    /// Plain text: each line after `[rN] ` (several replicas read at once; `[rN
+    /// node] ` on Swarm).
     pub replica_prefix: bool,
 }
 
@@ -90,6 +91,9 @@ struct JsonLine<'a> {
     container_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     replica: Option<i64>,
+    /// The Swarm node the line came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
     stream: Stream,
     line: &'a str,
     timestamp: &'a str,
@@ -120,6 +124,7 @@ impl Format {
             let json = JsonLine {
                 container_id: &line.container_id,
                 replica,
+                node: line.node.as_deref(),
                 stream: line.stream,
                 line: &line.line,
                 timestamp: &line.timestamp,
@@ -128,7 +133,10 @@ impl Format {
             text.push('\n');
             return Some(text);
         }
-        let prefix = self.prefix(replica);
+        let prefix = match (replica, line.node.as_deref()) {
+            (Some(r), Some(node)) if self.replica_prefix => format!("[r{r} {node}] "),
+            _ => self.prefix(replica),
+        };
         Some(if self.timestamps {
             format!("{prefix}{} {}\n", line.timestamp, line.line)
         } else {
@@ -268,6 +276,7 @@ mod tests {
     fn line(stream: Stream) -> LogLine {
         LogLine {
             container_id: "c1".to_owned(),
+            node: None,
             stream,
             line: "hi".to_owned(),
             timestamp: "2026-12-01T10:00:00Z".to_owned(),
@@ -302,6 +311,26 @@ mod tests {
         assert_eq!(
             f.notice("lagged", "3 lines", None),
             "{\"type\":\"lagged\",\"message\":\"3 lines\"}\n"
+        );
+    }
+
+    #[test]
+    fn swarm_lines_name_their_node_in_json_and_in_the_prefix() {
+        let mut tagged = line(Stream::Stdout);
+        tagged.node = Some("worker-2".into());
+        assert_eq!(
+            format(true).render(&tagged, Some(1)).unwrap(),
+            "{\"containerId\":\"c1\",\"replica\":1,\"node\":\"worker-2\",\"stream\":\"stdout\",\"line\":\"hi\",\"timestamp\":\"2026-12-01T10:00:00Z\"}\n"
+        );
+        assert_eq!(
+            format(false).render(&tagged, Some(1)).unwrap(),
+            "[r1 worker-2] hi\n"
+        );
+        assert_eq!(
+            format(false)
+                .render(&line(Stream::Stdout), Some(1))
+                .unwrap(),
+            "[r1] hi\n"
         );
     }
 

@@ -44,6 +44,9 @@ struct Inner {
     /// Log ids are Swarm task ids, read through the manager.
     tasks: bool,
     streams: Mutex<HashMap<String, broadcast::Sender<LogEvent>>>,
+    /// Swarm node ids by hostname, as the lines of a task are tagged (a node's
+    /// hostname does not change while it is in the swarm).
+    hostnames: Mutex<HashMap<String, Arc<str>>>,
     /// Log reads and follows open per user (see [`LogHub::admit`]).
     open_per_user: PerUserSlots,
 }
@@ -85,6 +88,7 @@ impl LogHub {
                 docker: OnceCell::new(),
                 tasks,
                 streams: Mutex::default(),
+                hostnames: Mutex::default(),
                 open_per_user: PerUserSlots::new(per_user, "longin_log_streams_refused_total"),
             }),
         }
@@ -112,6 +116,38 @@ impl LogHub {
         } else {
             docker.logs(id, Some(options)).boxed()
         }
+    }
+
+    /// The hostname of the node Swarm task `id` runs on, to tag its lines with; `None`
+    /// on one engine, or when the manager cannot say (the lines come untagged).
+    async fn node_of(&self, docker: &Docker, id: &str) -> Option<Arc<str>> {
+        if !self.inner.tasks {
+            return None;
+        }
+        let node_id = docker.inspect_task(id).await.ok()?.node_id?;
+        let known = self
+            .inner
+            .hostnames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&node_id)
+            .cloned();
+        if known.is_some() {
+            return known;
+        }
+        let hostname: Arc<str> = docker
+            .inspect_node(&node_id)
+            .await
+            .ok()?
+            .description?
+            .hostname?
+            .into();
+        self.inner
+            .hostnames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node_id, hostname.clone());
+        Some(hostname)
     }
 
     async fn docker(&self) -> Result<&Docker, LogError> {
@@ -150,6 +186,7 @@ impl LogHub {
     ) -> Result<mpsc::Receiver<Result<LogLine, LogError>>, LogError> {
         let docker = self.docker().await?.clone();
         let docker_id = docker_id.to_owned();
+        let node = self.node_of(&docker, &docker_id).await;
         let (tx, rx) = mpsc::channel(HISTORY_AHEAD);
         let mut frames = self.engine_logs(
             &docker,
@@ -167,7 +204,7 @@ impl LogHub {
         tokio::spawn(async move {
             while let Some(frame) = frames.next().await {
                 let item = match frame {
-                    Ok(frame) => match parse_frame(&docker_id, &frame) {
+                    Ok(frame) => match parse_frame(&docker_id, node.as_ref(), &frame) {
                         Some(line) => Ok(line),
                         None => continue,
                     },
@@ -226,6 +263,7 @@ impl LogHub {
 /// follows any more.
 async fn pump(hub: LogHub, docker: Docker, docker_id: String, tx: broadcast::Sender<LogEvent>) {
     let since = i32::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let node = hub.node_of(&docker, &docker_id).await;
     let mut frames = hub.engine_logs(
         &docker,
         &docker_id,
@@ -244,7 +282,7 @@ async fn pump(hub: LogHub, docker: Docker, docker_id: String, tx: broadcast::Sen
         tokio::select! {
             frame = frames.next() => match frame {
                 Some(Ok(frame)) => {
-                    if let Some(line) = parse_frame(&docker_id, &frame) {
+                    if let Some(line) = parse_frame(&docker_id, node.as_ref(), &frame) {
                         let _ = tx.send(LogEvent::Line(Arc::new(line)));
                     }
                 }

@@ -78,6 +78,7 @@ mod tests {
     fn line(text: &str, at_ns: i64) -> LogLine {
         LogLine {
             container_id: "c".to_owned(),
+            node: None,
             stream: Stream::Stdout,
             line: text.to_owned(),
             timestamp: String::new(),
