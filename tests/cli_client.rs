@@ -688,10 +688,20 @@ async fn nodes_lists_the_local_engine_for_admins_only() {
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     let info = common::docker(&["info", "--format", "{{.Name}} {{.ServerVersion}}"]);
     let (hostname, version) = info.trim().split_once(' ').unwrap();
-    // NAME ADDRESS ROLE STATE AVAILABILITY ENGINE REPLICAS: this installation's two.
+    // NAME ADDRESS ROLE STATE AVAILABILITY ENGINE REPLICAS AGENT: this installation's
+    // two; one engine needs no agent.
     assert_eq!(
         row,
-        [hostname, "-", "standalone", "ready", "active", version, "2"],
+        [
+            hostname,
+            "-",
+            "standalone",
+            "ready",
+            "active",
+            version,
+            "2",
+            "-"
+        ],
         "{table}"
     );
     assert_eq!(lines.next(), None, "{table}");
@@ -700,6 +710,7 @@ async fn nodes_lists_the_local_engine_for_admins_only() {
     assert_eq!(json["engine"], "docker");
     assert_eq!(json["publishMode"], Value::Null);
     assert_eq!(json["nodes"][0]["replicasRunning"], 2);
+    assert_eq!(json["nodes"][0]["agentRunning"], Value::Null);
 
     let refused = nina.fails(&["nodes"], None);
     assert!(

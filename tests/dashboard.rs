@@ -657,6 +657,7 @@ async fn admin_pages_serve_admins_and_refuse_everyone_else() {
         "const rows = document.querySelectorAll('#nodes-body tr[data-node]'); \
          return rows.length === 1 && rows[0].dataset.state === 'ready' \
            && rows[0].textContent.includes('standalone') \
+           && rows[0].querySelector('.col-agent').textContent === 'not needed' \
            && document.querySelector('#nodes-mode').textContent === 'One Docker engine'",
     )
     .await;

@@ -653,6 +653,16 @@ async fn a_node_whose_engine_dies_is_seen_and_its_replica_rescheduled() {
         3.0 * 128.0 * 1024.0 * 1024.0,
         "{point}"
     );
+    // The nodes API says the agent runs on every node.
+    let (_, nodes) = platform.get("/api/admin/nodes").await;
+    assert!(
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["agentRunning"] == true),
+        "{nodes:#}"
+    );
     // An agent answers only the installation's token.
     let worker = &swarm.nodes[1];
     let report = format!("http://{}:4040/v1/report", worker.address);

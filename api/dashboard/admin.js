@@ -186,7 +186,7 @@ async function system(panel, alive) {
   const nodesError = el('div', {id: 'nodes-error', class: 'notice error', role: 'alert', hidden: true});
   panel.append(el('div', {class: 'actions'}, refresh), error, list, nodesTitle, nodesMode, nodesError,
     el('div', {class: 'table-wrap'}, el('table', {id: 'nodes', 'aria-labelledby': 'nodes-title'},
-      el('thead', {}, el('tr', {}, ['Name', 'Address', 'Role', 'State', 'Availability', 'Engine', 'Replicas'].map((h) => el('th', {scope: 'col'}, h)))),
+      el('thead', {}, el('tr', {}, ['Name', 'Address', 'Role', 'State', 'Availability', 'Engine', 'Replicas', 'Metrics agent'].map((h) => el('th', {scope: 'col'}, h)))),
       nodesBody)));
   const nodeState = (n) => el('span', {class: `badge ${n.state === 'ready' ? 'status-succeeded' : 'status-failed'}`}, n.state);
 
@@ -205,7 +205,9 @@ async function system(panel, alive) {
         el('td', {}, nodeState(n)),
         el('td', {}, n.availability),
         el('td', {}, n.engineVersion || '—'),
-        el('td', {class: 'col-replicas'}, String(n.replicasRunning)))));
+        el('td', {class: 'col-replicas'}, String(n.replicasRunning)),
+        // On Swarm a node's replicas have metrics only while its agent runs there.
+        el('td', {class: 'col-agent'}, n.agentRunning == null ? el('span', {class: 'muted'}, 'not needed') : n.agentRunning ? 'running' : el('span', {class: 'badge status-failed'}, 'missing')))));
     } catch (err) {
       if (alive()) showError(nodesError, err);
     }

@@ -50,6 +50,9 @@ struct NodeView {
     leader: bool,
     /// Replicas of this installation's applications running on it.
     replicas_running: usize,
+    /// On Swarm: whether this installation's node agent runs there (without it the
+    /// node's replicas have no metrics); none on the local engine, which needs none.
+    agent_running: Option<bool>,
 }
 
 /// How long the engine has to answer.
@@ -117,40 +120,23 @@ async fn swarm_nodes(
     let nodes = longin_controller::swarm::list_nodes(docker)
         .await
         .map_err(|e| e.to_string())?;
-    let services = docker
-        .list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(managed(installation)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| format!("cannot list services: {e}"))?;
-    let mut running: HashMap<String, usize> = HashMap::new();
-    let ids: Vec<String> = services.into_iter().filter_map(|s| s.id).collect();
-    if !ids.is_empty() {
-        let tasks = docker
-            .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
-                filters: Some(HashMap::from([
-                    ("service".to_owned(), ids),
-                    ("desired-state".to_owned(), vec!["running".to_owned()]),
-                ])),
-            }))
-            .await
-            .map_err(|e| format!("cannot list tasks: {e}"))?;
-        for task in tasks {
-            let is_running = task
-                .status
-                .as_ref()
-                .and_then(|s| s.state)
-                .is_some_and(|s| s == bollard::models::TaskState::RUNNING);
-            if let (true, Some(node)) = (is_running, task.node_id) {
-                *running.entry(node).or_default() += 1;
-            }
-        }
-    }
+    let running = running_per_node(docker, managed(installation)).await?;
+    let agents = running_per_node(
+        docker,
+        HashMap::from([(
+            "label".to_owned(),
+            vec![format!(
+                "{}={installation}",
+                longin_controller::agent::AGENT_LABEL
+            )],
+        )]),
+    )
+    .await?;
     Ok(nodes
         .into_iter()
         .map(|n| NodeView {
             replicas_running: running.get(&n.id).copied().unwrap_or(0),
+            agent_running: Some(agents.contains_key(&n.id)),
             id: n.id,
             hostname: n.hostname,
             address: n.address,
@@ -161,6 +147,45 @@ async fn swarm_nodes(
             leader: n.leader,
         })
         .collect())
+}
+
+/// Running tasks per node id of the services `filters` selects.
+async fn running_per_node(
+    docker: &bollard::Docker,
+    filters: HashMap<String, Vec<String>>,
+) -> Result<HashMap<String, usize>, String> {
+    let services = docker
+        .list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("cannot list services: {e}"))?;
+    let mut running: HashMap<String, usize> = HashMap::new();
+    let ids: Vec<String> = services.into_iter().filter_map(|s| s.id).collect();
+    if ids.is_empty() {
+        return Ok(running);
+    }
+    let tasks = docker
+        .list_tasks(Some(bollard::query_parameters::ListTasksOptions {
+            filters: Some(HashMap::from([
+                ("service".to_owned(), ids),
+                ("desired-state".to_owned(), vec!["running".to_owned()]),
+            ])),
+        }))
+        .await
+        .map_err(|e| format!("cannot list tasks: {e}"))?;
+    for task in tasks {
+        let is_running = task
+            .status
+            .as_ref()
+            .and_then(|s| s.state)
+            .is_some_and(|s| s == bollard::models::TaskState::RUNNING);
+        if let (true, Some(node)) = (is_running, task.node_id) {
+            *running.entry(node).or_default() += 1;
+        }
+    }
+    Ok(running)
 }
 
 async fn local_node(docker: &bollard::Docker, installation: &str) -> Result<Vec<NodeView>, String> {
@@ -188,5 +213,6 @@ async fn local_node(docker: &bollard::Docker, installation: &str) -> Result<Vec<
         engine_version: info.server_version.unwrap_or_default(),
         leader: false,
         replicas_running: running,
+        agent_running: None,
     }])
 }

@@ -193,6 +193,12 @@ pub async fn nodes(
                     .and_then(serde_json::Value::as_u64)
                     .unwrap_or(0)
                     .to_string(),
+                match n.get("agentRunning").and_then(serde_json::Value::as_bool) {
+                    Some(true) => "running",
+                    Some(false) => "missing",
+                    None => "-",
+                }
+                .to_owned(),
             ]
         })
         .collect();
@@ -209,6 +215,7 @@ pub async fn nodes(
             "AVAILABILITY",
             "ENGINE",
             "REPLICAS",
+            "AGENT",
         ],
         &rows,
     ));
