@@ -295,6 +295,22 @@ pub async fn node_report(engine: &DockerRuntime) -> Result<AgentReport, RuntimeE
     })
 }
 
+/// The readings of a report from node `node_id` that the controller believes: those of
+/// tasks the manager has placed on that node (`placed`: task id → node id). An agent
+/// speaks for its own node only, so a compromised node, or whatever answers on a
+/// node's agent port after the agent died, cannot write figures for replicas elsewhere.
+pub fn placed_here<'a>(
+    report: AgentReport,
+    node_id: &'a str,
+    placed: &'a HashMap<String, String>,
+) -> impl Iterator<Item = (String, Sample)> + 'a {
+    report
+        .tasks
+        .into_iter()
+        .filter(move |t| placed.get(&t.task_id).is_some_and(|n| n == node_id))
+        .map(|t| (t.task_id, t.sample))
+}
+
 /// The controller's side: asks agents for their reports.
 #[derive(Debug, Clone)]
 pub struct AgentClient {
@@ -459,6 +475,30 @@ mod tests {
         assert!(!is_current(new_image.labels.as_ref(), &wanted));
         assert!(!is_current(None, &wanted));
         assert!(!is_current(Some(&HashMap::new()), &wanted));
+    }
+
+    #[test]
+    fn a_node_speaks_only_for_the_tasks_placed_on_it() {
+        let sample = |n: u64| Sample {
+            memory_bytes: n,
+            ..Sample::default()
+        };
+        let task = |id: &str, n: u64| TaskSample {
+            task_id: id.to_owned(),
+            container_id: format!("c-{id}"),
+            sample: sample(n),
+        };
+        let placed = HashMap::from([
+            ("mine".to_owned(), "node-a".to_owned()),
+            ("theirs".to_owned(), "node-b".to_owned()),
+        ]);
+        // Node a's report also claims node b's task and a task nobody placed.
+        let forged = AgentReport {
+            node: "node-a".to_owned(),
+            tasks: vec![task("mine", 1), task("theirs", 999), task("ghost", 999)],
+        };
+        let kept: Vec<_> = placed_here(forged, "node-a", &placed).collect();
+        assert_eq!(kept, vec![("mine".to_owned(), sample(1))]);
     }
 
     #[test]

@@ -166,11 +166,19 @@ impl SwarmRuntime {
                 return HashMap::new();
             }
         };
+        // Where the manager placed each task: a node's report counts only for its own.
+        let placed = match self.placements().await {
+            Ok(placed) => placed,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list tasks for their nodes");
+                return HashMap::new();
+            }
+        };
         let reports: Vec<_> =
             futures::stream::iter(nodes.into_iter().filter(|n| n.state == "ready"))
                 .map(|node| async move {
                     let report = agent.client.report(&node.address).await;
-                    (node.hostname, report)
+                    (node, report)
                 })
                 .buffer_unordered(crate::collector::CONCURRENCY)
                 .collect()
@@ -178,11 +186,12 @@ impl SwarmRuntime {
         let mut samples = HashMap::new();
         let mut reporting = 0_u32;
         for (node, report) in reports {
+            let (node_id, node) = (node.id, node.hostname);
             match report {
                 Ok(report) => {
                     reporting += 1;
                     metrics::counter!("longin_agent_reports_total", "outcome" => "ok").increment(1);
-                    samples.extend(report.tasks.into_iter().map(|t| (t.task_id, t.sample)));
+                    samples.extend(agent::placed_here(report, &node_id, &placed));
                 }
                 Err(err) => {
                     metrics::counter!("longin_agent_reports_total", "outcome" => "error")
@@ -205,6 +214,25 @@ impl SwarmRuntime {
             }))
             .await
             .map_err(engine("list services"))
+    }
+
+    /// The node each task of this installation's services is placed on.
+    async fn placements(&self) -> Result<HashMap<String, String>, RuntimeError> {
+        let ids: Vec<String> = self
+            .managed_services()
+            .await?
+            .into_iter()
+            .filter_map(|s| s.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self
+            .tasks(HashMap::from([("service".to_owned(), ids)]))
+            .await?
+            .into_iter()
+            .filter_map(|t| Some((t.id?, t.node_id?)))
+            .collect())
     }
 
     async fn tasks(
