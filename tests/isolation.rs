@@ -56,9 +56,18 @@ async fn an_app_gets_no_more_cpu_than_it_asked_for() {
     );
     // Let the busy loop run against its quota, then measure it.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let out = docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", id]);
-    let percent: f64 = out.trim().trim_end_matches('%').parse().unwrap();
-    assert!(percent <= 60.0, "a 0.5-CPU app used {percent} % of a core");
+    // The mean of three readings: one `docker stats` spans about a second, and on a
+    // loaded machine a single window can catch quota periods unevenly.
+    let mut readings = Vec::new();
+    for _ in 0..3 {
+        let out = docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", id]);
+        readings.push(out.trim().trim_end_matches('%').parse::<f64>().unwrap());
+    }
+    let percent = readings.iter().sum::<f64>() / 3.0;
+    assert!(
+        percent <= 60.0,
+        "a 0.5-CPU app used {percent:.1} % of a core ({readings:?})"
+    );
     assert!(
         percent >= 20.0,
         "the busy loop is not running ({percent} %)"

@@ -483,8 +483,13 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
         &format!("lgn-{uid}"),
     ]);
     assert!(service.starts_with(&pushed), "{service}");
-    // Each replica's node pulled it from the registry: no node but the manager built.
-    for e in endpoints(&app["status"]) {
+    // Each worker with a replica pulled it from the registry (the manager built it).
+    let on_workers: Vec<Value> = endpoints(&app["status"])
+        .into_iter()
+        .filter(|e| e["node"] != swarm.nodes[0].name.as_str())
+        .collect();
+    assert!(!on_workers.is_empty(), "two replicas, one manager: {app:#}");
+    for e in on_workers {
         let node = swarm.node(e["node"].as_str().unwrap());
         let images = node.docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
         assert!(images.contains(&pushed), "{} has {images}", node.name);
@@ -503,6 +508,11 @@ async fn a_failing_probe_rolls_the_update_back_and_the_old_replicas_keep_serving
         .await
         .unwrap();
     assert!(log.contains(&format!("==> pushing {pushed}")), "{log}");
+    // The build clean-up keeps the registry name of an image it keeps: the manager's
+    // replica runs by it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let images = swarm.nodes[0].docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains(&pushed), "the manager has {images}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -29,8 +29,14 @@ pub fn doomed(images: &[BuiltImage], keep: &HashMap<String, Vec<String>>) -> Vec
     doomed
 }
 
-/// One clean-up pass; failures are logged (the next pass tries again).
-pub async fn run_once(store: &Store, images: &dyn ImageBuilds, keep: usize) {
+/// One clean-up pass; failures are logged (the next pass tries again). With a
+/// `registry`, a kept image keeps its registry tag too (the name the nodes run).
+pub async fn run_once(
+    store: &Store,
+    images: &dyn ImageBuilds,
+    keep: usize,
+    registry: Option<&str>,
+) {
     let built = match images.built_images().await {
         Ok(built) => built,
         Err(err) => {
@@ -60,6 +66,13 @@ pub async fn run_once(store: &Store, images: &dyn ImageBuilds, keep: usize) {
                 tracing::warn!(error = %err, "cannot read an application; skipping clean-up");
                 return;
             }
+        }
+        if let Some(registry) = registry {
+            let pushed: Vec<String> = kept
+                .iter()
+                .map(|tag| super::in_registry(registry, tag))
+                .collect();
+            kept.extend(pushed);
         }
         keep_by_app.insert(uid, kept);
     }

@@ -137,6 +137,7 @@ pub async fn run(
                 &shared.store,
                 shared.images.as_ref(),
                 shared.config.keep_images,
+                shared.config.registry.as_deref(),
             )
             .await;
             last_cleanup = Some(Instant::now());
