@@ -25,6 +25,8 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Agent {
     engine: DockerRuntime,
+    /// This node's hostname, as its reports name it.
+    node: String,
     token: String,
     /// One report at a time: a second caller waits for the engine rather than double
     /// its load.
@@ -43,12 +45,16 @@ pub async fn run(args: &AgentArgs, cancel: CancellationToken) -> anyhow::Result<
         .await
         .context("connecting to this node's engine (DOCKER_HOST)")?
         .with_installation(&args.installation);
+    let node = agent::node_name(&engine)
+        .await
+        .context("reading this node's engine")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %args.listen, installation = %args.installation, "node agent listening");
     let state = Arc::new(Agent {
         engine,
+        node,
         token: args.token.clone(),
         reporting: tokio::sync::Mutex::new(()),
     });
@@ -69,7 +75,9 @@ async fn report(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if !agent::authorized(given, &agent.token) {
-        tracing::warn!("node agent: a request without the installation's token");
+        // Debug, not warn: anyone who reaches the port (a tenant's container can)
+        // could otherwise fill the node's logs.
+        tracing::debug!("node agent: a request without the installation's token");
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -78,7 +86,7 @@ async fn report(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response
             .into_response();
     }
     let _one = agent.reporting.lock().await;
-    match agent::node_report(&agent.engine).await {
+    match agent::node_report(&agent.engine, &agent.node).await {
         Ok(report) => {
             tracing::debug!(tasks = report.tasks.len(), "node agent report");
             axum::Json(report).into_response()

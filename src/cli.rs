@@ -957,6 +957,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_registry_is_a_host_without_a_scheme() {
+        assert_eq!(parse_registry("10.0.0.5:5000/").unwrap(), "10.0.0.5:5000");
+        assert_eq!(
+            parse_registry("registry.example/team").unwrap(),
+            "registry.example/team"
+        );
+        assert_eq!(parse_registry("localhost").unwrap(), "localhost");
+        for bad in [
+            "http://10.0.0.5:5000",
+            "team",
+            "",
+            "Reg.Example/UPPER",
+            "a b.c",
+        ] {
+            let err = parse_registry(bad).unwrap_err();
+            assert!(err.contains("host[:port][/path]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_agent_reaches_its_engine_by_socket_or_node_loopback_only() {
+        for ok in ["unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"] {
+            assert_eq!(parse_agent_docker_host(ok).unwrap(), ok);
+        }
+        for bad in [
+            "unix:///",
+            "tcp://10.0.0.5:2375",
+            "tcp://127.0.0.1:0",
+            "tcp://127.0.0.1:99999",
+            "ssh://node",
+            "/var/run/docker.sock",
+        ] {
+            assert!(parse_agent_docker_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }

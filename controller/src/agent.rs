@@ -235,12 +235,12 @@ pub fn is_current(running: Option<&HashMap<String, String>>, wanted: &ServiceSpe
     hash(running).is_some() && hash(running) == hash(wanted.labels.as_ref())
 }
 
-/// The agent's side: a reading of every running task container of the installation
-/// on this node's engine (read all at once, as the collector does).
+/// The agent's side: the node's hostname, read once when the agent starts (it does
+/// not change while the node is in the swarm).
 ///
 /// # Errors
-/// The engine cannot list its containers.
-pub async fn node_report(engine: &DockerRuntime) -> Result<AgentReport, RuntimeError> {
+/// The engine does not answer.
+pub async fn node_name(engine: &DockerRuntime) -> Result<String, RuntimeError> {
     let info = engine
         .docker()
         .info()
@@ -249,6 +249,15 @@ pub async fn node_report(engine: &DockerRuntime) -> Result<AgentReport, RuntimeE
             operation: "info",
             source,
         })?;
+    Ok(info.name.unwrap_or_default())
+}
+
+/// The agent's side: a reading of every running task container of the installation
+/// on this node's engine (read all at once, as the collector does).
+///
+/// # Errors
+/// The engine cannot list its containers.
+pub async fn node_report(engine: &DockerRuntime, node: &str) -> Result<AgentReport, RuntimeError> {
     let mut filter = engine.managed_filter();
     filter.push(TASK_LABEL.to_owned());
     let containers = engine
@@ -290,7 +299,7 @@ pub async fn node_report(engine: &DockerRuntime) -> Result<AgentReport, RuntimeE
         .collect()
         .await;
     Ok(AgentReport {
-        node: info.name.unwrap_or_default(),
+        node: node.to_owned(),
         tasks,
     })
 }
